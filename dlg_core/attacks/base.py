@@ -1,0 +1,106 @@
+"""The attacker's side of the story: what it knows, what it reports, how gradients are compared.
+
+An attack receives an ``AttackerKnowledge`` (the model, the shared update, the input shape, the number of
+classes: exactly what an honest-but-curious server holds) and yields ``Progress`` reports. It never sees
+the private images or labels; ``run.py`` compares its reconstructions with the truth afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..client import SharedUpdate, soft_cross_entropy
+
+DISTANCES = ("l2", "nl2", "cosine")
+INITS = ("normal", "grey", "uniform")
+
+
+@dataclass(frozen=True)
+class AttackerKnowledge:
+    model: nn.Module
+    shared_update: SharedUpdate
+    input_shape: tuple[int, int, int, int]  # batch, channels, height, width
+    num_classes: int
+
+
+@dataclass(frozen=True)
+class AttackSettings:
+    steps: int = 300  # optimiser steps (one L-BFGS step may evaluate the gradient several times)
+    lr: float = 1.0
+    distance: str = "l2"
+    init: str = "normal"
+    seed: int = 0
+    max_iter: int = 20  # L-BFGS evaluations per step at most (PyTorch's default)
+    history_size: int = 100
+    line_search: str | None = None  # None (textbook) or "strong_wolfe"
+    dtype: torch.dtype = torch.float32
+    start_image: torch.Tensor | None = None  # restart from here instead of `init` (after a divergence)
+    start_label_logits: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    evals: int  # gradient evaluations so far (each is a forward, a backward and a double-backward)
+    reconstruction: torch.Tensor  # CPU copy, B x 3 x H x W, as the attacker holds it (not clamped)
+    label_guess: tuple[int, ...]
+    label_probs: torch.Tensor  # B x classes, CPU
+    gradient_distance: float
+    label_logits: torch.Tensor | None = None  # DLG's current dummy label, to restart from
+
+
+def gradient_distance(candidate: Sequence[torch.Tensor], target: Sequence[torch.Tensor], kind: str) -> torch.Tensor:
+    """How far the candidate's gradient is from the shared one.
+
+    ``l2`` is the papers' squared Euclidean distance; it depends on the gradient's scale, so a small shared
+    gradient gives a tiny loss that optimisers stop on too early. ``nl2`` divides it by the shared
+    gradient's squared norm and ``cosine`` (Geiping et al. 2020) ignores magnitude entirely.
+    """
+    cand = torch.cat([c.reshape(-1) for c in candidate])
+    targ = torch.cat([t.reshape(-1) for t in target])
+    if kind == "l2":
+        return ((cand - targ) ** 2).sum()
+    if kind == "nl2":
+        return ((cand - targ) ** 2).sum() / (targ**2).sum().clamp_min(1e-30)
+    if kind == "cosine":
+        return 1 - (cand * targ).sum() / (cand.norm() * targ.norm()).clamp_min(1e-30)
+    raise ValueError(f"unknown gradient distance {kind!r}")
+
+
+def candidate_gradients(model: nn.Module, params: list[torch.Tensor], images: torch.Tensor,
+                        label_probs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The gradient the victim would share for these images and (soft) labels, kept differentiable."""
+    loss = soft_cross_entropy(model(images), label_probs)
+    return torch.autograd.grad(loss, params, create_graph=True)
+
+
+def initial_image(shape: tuple[int, ...], init: str, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+    if init == "normal":  # DLG's start: N(0, 1) noise, far outside the valid [0, 1] box
+        return torch.randn(shape, generator=generator, dtype=dtype)
+    if init == "uniform":
+        return torch.rand(shape, generator=generator, dtype=dtype)
+    if init == "grey":  # mid-grey with faint noise: inside the box, and near every photo's mean
+        return 0.5 + 0.01 * torch.randn(shape, generator=generator, dtype=dtype)
+    raise ValueError(f"unknown initialisation {init!r}")
+
+
+def infer_labels_from_last_layer(update: SharedUpdate, num_classes: int, batch: int = 1) -> tuple[int, ...]:
+    """iDLG (Zhao et al. 2020): read the label off the last layer's weight gradient.
+
+    For cross-entropy, row i of dL/dW is (p_i - y_i) * h, where h is the last layer's input. With
+    non-negative h (after a sigmoid or ReLU) only the true label's row has a negative sum.
+    """
+    weight_grad = last_layer_weight_gradient(update, num_classes)
+    row_sums = weight_grad.sum(dim=1)
+    return tuple(int(i) for i in torch.argsort(row_sums)[:batch])
+
+
+def last_layer_weight_gradient(update: SharedUpdate, num_classes: int) -> torch.Tensor:
+    for grad in reversed(update.gradients):
+        if grad.dim() == 2 and grad.shape[0] == num_classes:
+            return grad
+    raise ValueError("the shared update has no fully-connected output layer to read labels from")

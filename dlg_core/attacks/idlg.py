@@ -1,0 +1,17 @@
+"""iDLG (Zhao, Mopuri & Bilen, 2020): read the label off the last layer's gradient, then match the image alone.
+
+Knowing the label removes half of DLG's search and the label ambiguity that makes DLG fail on some seeds.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from .base import AttackerKnowledge, AttackSettings, Progress, infer_labels_from_last_layer
+from .lbfgs_matching import match_gradients
+
+
+def idlg(knowledge: AttackerKnowledge, settings: AttackSettings) -> Iterator[Progress]:
+    batch = knowledge.input_shape[0]
+    labels = infer_labels_from_last_layer(knowledge.shared_update, knowledge.num_classes, batch)
+    return match_gradients(knowledge, settings, known_labels=labels)

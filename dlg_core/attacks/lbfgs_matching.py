@@ -1,0 +1,72 @@
+"""Gradient matching with L-BFGS, the engine shared by DLG and iDLG.
+
+A dummy image (and, for DLG, a dummy soft label) is fed through the victim; the gradient it would
+produce is compared with the shared one, and L-BFGS moves the dummy to close the gap (Zhu et al. 2019).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+
+from .base import (AttackerKnowledge, AttackSettings, Progress, candidate_gradients, gradient_distance,
+                   initial_image)
+
+
+def match_gradients(knowledge: AttackerKnowledge, settings: AttackSettings,
+                    known_labels: tuple[int, ...] | None) -> Iterator[Progress]:
+    """Yields one Progress per L-BFGS step. With ``known_labels`` the label is fixed (iDLG), else learnt (DLG)."""
+    dtype = settings.dtype
+    device = knowledge.shared_update.gradients[0].device
+    model = knowledge.model.to(device=device, dtype=dtype)
+    params = [p for p in model.parameters() if p.requires_grad]
+    target = [g.to(dtype) for g in knowledge.shared_update.gradients]
+    generator = torch.Generator().manual_seed(settings.seed)
+    batch, classes = knowledge.input_shape[0], knowledge.num_classes
+
+    start = settings.start_image
+    if start is None:
+        start = initial_image(knowledge.input_shape, settings.init, generator, dtype)
+    image = start.detach().to(device=device, dtype=dtype).clone().requires_grad_(True)
+    variables = [image]
+    if known_labels is None:
+        start_logits = settings.start_label_logits
+        if start_logits is None:
+            start_logits = torch.randn((batch, classes), generator=generator, dtype=dtype)
+        label_logits = start_logits.detach().to(device=device, dtype=dtype).clone().requires_grad_(True)
+        variables.append(label_logits)
+    else:
+        fixed = torch.nn.functional.one_hot(torch.tensor(known_labels, device=device), classes).to(dtype)
+
+    def current_label_probs() -> torch.Tensor:
+        return label_logits.softmax(dim=-1) if known_labels is None else fixed
+
+    optimizer = torch.optim.LBFGS(variables, lr=settings.lr, max_iter=settings.max_iter,
+                                  history_size=settings.history_size, line_search_fn=settings.line_search)
+    evals = 0
+    last_distance = float("nan")
+
+    def closure() -> torch.Tensor:
+        nonlocal evals, last_distance
+        evals += 1
+        optimizer.zero_grad(set_to_none=True)
+        candidate = candidate_gradients(model, params, image, current_label_probs())
+        distance = gradient_distance(candidate, target, settings.distance)
+        distance.backward()
+        last_distance = float(distance.detach())
+        return distance
+
+    for step in range(1, settings.steps + 1):
+        optimizer.step(closure)
+        with torch.no_grad():
+            probs = current_label_probs().detach()
+            yield Progress(
+                step=step,
+                evals=evals,
+                reconstruction=image.detach().to("cpu", torch.float32, copy=True),
+                label_guess=tuple(int(i) for i in probs.argmax(dim=-1)),
+                label_probs=probs.to("cpu", torch.float32, copy=True),
+                gradient_distance=last_distance,  # at the last point evaluated
+                label_logits=label_logits.detach().to("cpu", copy=True) if known_labels is None else None,
+            )

@@ -1,0 +1,109 @@
+"""Command line: ``python -m dlg_core run ...`` runs one attack headless, with a progress bar and a JSON result.
+
+Exit codes: 0 for a finished run whatever its quality, 2 for bad input (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import config as cfg
+from .config import AttackConfig
+from .errors import BadInputError
+from .images import load_image
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not argparse's usage block
+        raise BadInputError(f"{self.prog}: {message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m dlg_core", description="Deep leakage from gradients, headless.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = commands.add_parser("run", help="attack one photo's shared gradient and report how much leaked")
+    d = cfg.DEFAULT
+    run.add_argument("--image", action="append", required=True, type=Path, help="photo path (repeat for a batch)")
+    run.add_argument("--attack", choices=cfg.ATTACK_NAMES, default=d.attack)
+    run.add_argument("--model", choices=cfg.MODEL_NAMES, default=d.model, help="the victim network")
+    run.add_argument("--size", type=int, default=d.size, help="square resolution the victim sees (16-128)")
+    run.add_argument("--classes", type=int, default=d.classes, help="number of classes of the victim")
+    run.add_argument("--label", type=int, action="append",
+                     help="true label per image (default: image i gets i modulo the number of classes)")
+    run.add_argument("--steps", type=int, default=d.steps, help="optimiser steps")
+    run.add_argument("--seed", type=int, default=d.seed, help="seeds the victim's weights and the attack's start")
+    run.add_argument("--distance", choices=cfg.DISTANCE_NAMES, default=d.distance, help="gradient distance")
+    run.add_argument("--lr", type=float, default=d.lr, help="L-BFGS learning rate")
+    run.add_argument("--init", choices=cfg.INIT_NAMES, default=d.init, help="the attacker's starting image")
+    run.add_argument("--line-search", choices=cfg.LINE_SEARCHES, default=d.line_search)
+    run.add_argument("--precision", choices=cfg.PRECISIONS, default=d.precision)
+    run.add_argument("--max-seconds", type=float, default=d.max_seconds, help="wall-time budget")
+    run.add_argument("--textbook", action="store_true",
+                     help="start from the DLG paper's settings (N(0,1) start, 100 classes) instead of the app's")
+    run.add_argument("--threads", type=int, default=d.threads, help="torch threads")
+    run.add_argument("--device", choices=cfg.DEVICES, default=d.device)
+    run.add_argument("--json", type=Path, help="write the result JSON here")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> AttackConfig:
+    base = cfg.TEXTBOOK if args.textbook else cfg.DEFAULT
+    explicit = {
+        name: getattr(args, name)
+        for name in ("attack", "model", "size", "classes", "steps", "seed", "distance", "lr", "init",
+                     "line_search", "precision", "threads", "device", "max_seconds")
+        # with --textbook, only the options given on the command line override the preset
+        if not args.textbook or f"--{name.replace('_', '-')}" in sys.argv
+    }
+    return base.replace(**explicit)
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from .run import AttackRun  # after argument checks: importing the attack stack takes a moment
+
+    config = config_from_args(args)
+    labels = args.label or [i % config.classes for i in range(len(args.image))]
+    if len(labels) != len(args.image):
+        raise BadInputError("Give one --label per --image, or none.")
+    images = torch.cat([load_image(path, config.size) for path in args.image])
+    run = AttackRun(config, images, labels)
+    if run.victim.report.warning:
+        print(f"warning: {run.victim.report.warning}", file=sys.stderr)
+    with tqdm(total=config.steps, disable=args.quiet, unit="step", file=sys.stderr, leave=False) as bar:
+        for snap in run:
+            bar.update(snap.step - bar.n)
+            bar.set_postfix(psnr=f"{snap.psnr:.1f}dB", label=snap.label_guess[0], refresh=False)
+    result = run.result
+    out = result.to_json_dict()
+    print(
+        f"{out['status']}: {out['attack']} on {out['model']} at {out['size']}px, "
+        f"PSNR {out['final_psnr'] or 0:.1f} dB, MSE(0-255) {out['final_mse_255'] or 0:.2f}, "
+        f"SSIM {out['final_ssim'] or 0:.3f}, label {'right' if out['label_correct'] else 'wrong'}, "
+        f"{out['steps_run']} steps / {out['evals']} evals in {out['seconds']:.2f} s"
+        + (f", 30 dB at {out['seconds_to_30db']:.2f} s" if out["seconds_to_30db"] is not None else ", 30 dB never reached")
+    )
+    if args.json:
+        try:
+            args.json.write_text(json.dumps(out, indent=2) + "\n")
+        except OSError as err:
+            raise BadInputError(f"Could not write {args.json}: {err.strerror}.") from None
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return command_run(args)
+    except BadInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,168 @@
+"""One run's settings as a dataclass, shared by the app, the CLI, the benchmark and shareable links.
+
+``AttackConfig`` round-trips through JSON and through URL query parameters; everything a user sends is
+validated here (known keys, right types, sane ranges) and refused with a ``BadInputError`` otherwise.
+Two presets matter: ``TEXTBOOK`` (the DLG/iDLG papers' settings) and ``DEFAULT`` (what the app uses).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+from . import limits
+from .errors import BadInputError
+
+ATTACK_NAMES = ("dlg", "idlg")
+MODEL_NAMES = ("lenet", "cnn", "mlp")
+DISTANCE_NAMES = ("l2", "nl2", "cosine")
+INIT_NAMES = ("normal", "grey", "uniform")
+LINE_SEARCHES = ("none", "strong_wolfe")
+PRECISIONS = ("float32", "float64")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    attack: str = "idlg"
+    model: str = "lenet"
+    size: int = 32
+    classes: int = 2
+    steps: int = 300
+    seed: int = 0
+    distance: str = "l2"
+    lr: float = 1.0
+    init: str = "grey"
+    line_search: str = "none"
+    history_size: int = 100
+    max_iter: int = 20  # L-BFGS evaluations per step at most
+    precision: str = "float32"
+    threads: int = 1
+    device: str = "auto"
+    max_seconds: float = 60.0  # wall-time budget; the run ends with status "timeout" past it
+    redraw_weak_victim: bool = True  # re-draw the victim's weights when its gradient carries no signal
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def replace(self, **changes: Any) -> AttackConfig:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> AttackConfig:
+        if not isinstance(data, dict):
+            raise BadInputError("A config must be a JSON object of settings, like {\"attack\": \"idlg\"}.")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise BadInputError(f"Unknown setting(s) {', '.join(map(str, unknown))}: known are {', '.join(known)}.")
+        values = {name: _coerce(name, known[name].type, value) for name, value in data.items()}
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> AttackConfig:
+        if len(text) > limits.MAX_CONFIG_BYTES:
+            raise BadInputError(f"The config is too long: at most {limits.MAX_CONFIG_BYTES // 1024} KB.")
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError):
+            raise BadInputError("The config is not valid JSON.") from None
+        return cls.from_dict(data)
+
+    def to_query_params(self) -> dict[str, str]:
+        """Only the settings that differ from the defaults, so that shared links stay short."""
+        default = AttackConfig()
+        return {f.name: _to_text(getattr(self, f.name)) for f in fields(self)
+                if getattr(self, f.name) != getattr(default, f.name)}
+
+    @classmethod
+    def from_query_params(cls, params: dict[str, str]) -> AttackConfig:
+        known = {f.name: f for f in fields(cls)}
+        data = {name: _from_text(name, known[name].type, value) if name in known else value
+                for name, value in params.items()}
+        return cls.from_dict(data)
+
+
+
+
+def _coerce(name: str, type_name: Any, value: Any) -> Any:
+    """JSON gives us ints, floats, bools and strings; refuse anything else before it reaches a constructor."""
+    type_name = str(type_name)
+    if type_name == "bool":
+        if not isinstance(value, bool):
+            raise BadInputError(f"Setting '{name}' must be true or false, not {value!r}.")
+    elif type_name == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadInputError(f"Setting '{name}' must be a whole number, not {value!r}.")
+    elif type_name == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise BadInputError(f"Setting '{name}' must be a finite number, not {value!r}.")
+        value = float(value)
+    elif not isinstance(value, str):
+        raise BadInputError(f"Setting '{name}' must be text, not {value!r}.")
+    return value
+
+
+def _to_text(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _from_text(name: str, type_name: Any, text: str) -> Any:
+    type_name = str(type_name)
+    try:
+        if type_name == "bool":
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return text.lower() in ("true", "1")
+        if type_name == "int":
+            return int(text)
+        if type_name == "float":
+            return float(text)
+    except ValueError:
+        raise BadInputError(f"Setting '{name}' has an unreadable value {text!r}.") from None
+    return text
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise BadInputError(f"Unknown {name} '{value}': choose one of {', '.join(choices)}.")
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not (low <= value <= high):
+        raise BadInputError(f"Setting '{name}' must be between {low:g} and {high:g}, not {value:g}.")
+
+
+def _validate(c: AttackConfig) -> None:
+    _check_choice("attack", c.attack, ATTACK_NAMES)
+    _check_choice("model", c.model, MODEL_NAMES)
+    _check_choice("distance", c.distance, DISTANCE_NAMES)
+    _check_choice("init", c.init, INIT_NAMES)
+    _check_choice("line search", c.line_search, LINE_SEARCHES)
+    _check_choice("precision", c.precision, PRECISIONS)
+    _check_choice("device", c.device, DEVICES)
+    _check_range("size", c.size, limits.MIN_SIZE, limits.MAX_SIZE)
+    _check_range("classes", c.classes, 2, limits.MAX_CLASSES)
+    _check_range("steps", c.steps, 1, limits.MAX_STEPS)
+    _check_range("seed", c.seed, 0, 2**31 - 1)
+    _check_range("lr", c.lr, 1e-6, 1e3)
+    _check_range("history_size", c.history_size, 1, 1000)
+    _check_range("max_iter", c.max_iter, 1, 100)
+    _check_range("threads", c.threads, 1, 64)
+    _check_range("max_seconds", c.max_seconds, 0.1, limits.MAX_SECONDS)
+
+
+# The DLG and iDLG papers' settings (benchmark baseline): N(0,1) start, L-BFGS lr 1 with PyTorch's defaults.
+TEXTBOOK = AttackConfig(attack="dlg", model="lenet", classes=100, distance="l2", lr=1.0, init="normal",
+                        line_search="none", history_size=100, max_iter=20, precision="float32")
+# What the app and the CLI use unless told otherwise: iDLG's label, a mid-grey start.
+DEFAULT = AttackConfig()

@@ -1,0 +1,276 @@
+"""One attack, end to end, from an ``AttackConfig``: victim, shared update, attack, metrics, verdict.
+
+This is the only place that holds both sides: it builds the client's update from the private photo, hands
+the attacker only ``AttackerKnowledge`` (model, update, shape), and compares what comes back with the photo.
+It seeds everything, restarts from the best point when the optimisation blows up (NaN/Inf or an exploding
+distance), honours a stop request and a wall-time budget, and judges success by PSNR, never by the
+gradient distance alone (a small distance can still be a wrong picture).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import torch
+
+from . import metrics
+from .attacks import ATTACKS, AttackerKnowledge, AttackSettings, Progress
+from .client import ClientReport, compute_shared_update
+from .config import AttackConfig
+from .errors import BadInputError
+from .models import build_model
+
+MAX_RESTARTS = 2
+MAX_VICTIM_REDRAWS = 20
+EXPLODED = 1e6  # a distance this many times the first one means the optimiser has left the rails
+STALL_STEPS = 5  # L-BFGS steps in a row that needed at most one evaluation: converged, stop early
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The attack's state at one step, with metrics against the truth (which the attacker never saw)."""
+
+    step: int
+    seconds: float
+    evals: int
+    image: torch.Tensor  # B x 3 x H x W on the CPU, clamped to [0, 1]
+    label_guess: tuple[int, ...]
+    label_probs: torch.Tensor  # B x classes
+    gradient_distance: float
+    mse: float
+    mse_255: float
+    psnr: float
+    ssim: float
+    restarts: int = 0
+
+
+@dataclass
+class RunResult:
+    config: AttackConfig
+    status: str  # ok | diverged | stopped | timeout
+    message: str | None
+    steps_run: int
+    evals: int
+    seconds: float
+    seconds_to_30db: float | None
+    evals_to_30db: int | None
+    label_true: tuple[int, ...]
+    final: Snapshot | None
+    victim_seed: int
+    gradient_norm: float
+    gradient_numel: int
+    restarts: int
+    warning: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label_guess(self) -> tuple[int, ...]:
+        return self.final.label_guess if self.final else ()
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The CLI's JSON contract; keep these fields stable (add, never rename)."""
+        c, f = self.config, self.final
+        single = len(self.label_true) == 1
+        return {
+            "attack": c.attack,
+            "model": c.model,
+            "size": c.size,
+            "classes": c.classes,
+            "seed": c.seed,
+            "status": self.status,
+            "steps_run": self.steps_run,
+            "evals": self.evals,
+            "seconds": round(self.seconds, 4),
+            "seconds_to_30db": None if self.seconds_to_30db is None else round(self.seconds_to_30db, 4),
+            "label_true": self.label_true[0] if single else list(self.label_true),
+            "label_guess": (self.label_guess[0] if single else list(self.label_guess)) if f else None,
+            "label_correct": bool(f) and metrics.label_accuracy(self.label_guess, self.label_true) == 1.0,
+            "final_mse": _finite_or_none(f.mse) if f else None,
+            "final_mse_255": _finite_or_none(f.mse_255) if f else None,
+            "final_psnr": _finite_or_none(f.psnr) if f else None,
+            "final_ssim": _finite_or_none(f.ssim) if f else None,
+            "evals_to_30db": self.evals_to_30db,
+            "message": self.message,
+            "warning": self.warning,
+            "victim_seed": self.victim_seed,
+            "gradient_norm": self.gradient_norm,
+            "restarts": self.restarts,
+            "config": c.to_dict(),
+        }
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BadInputError("--device cuda was asked for, but no CUDA GPU is available here.")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass
+class Victim:
+    """The client's side: the model it trains and the update it shares (the demo also keeps the truth)."""
+
+    model: torch.nn.Module
+    report: ClientReport
+    seed: int
+
+
+def prepare_victim(config: AttackConfig, images: torch.Tensor, labels: tuple[int, ...],
+                   device: torch.device | None = None) -> Victim:
+    """Build the victim and its shared update; re-draw the weights while the gradient carries no signal."""
+    device = device or resolve_device(config.device)
+    images, target = images.to(device), torch.tensor(labels, device=device)
+    tries = MAX_VICTIM_REDRAWS if config.redraw_weak_victim else 1
+    for attempt in range(tries):
+        seed = config.seed + attempt * 1_000_003  # far from the seeds a user steps through by hand
+        model = build_model(config.model, config.size, config.classes, seed).to(device)
+        report = compute_shared_update(model, images, target)
+        if not report.weak:
+            break
+    return Victim(model, report, seed)
+
+
+class AttackRun:
+    """Iterate to get live snapshots; ``result`` is set when the iteration ends.
+
+    >>> run = AttackRun(config, images, labels)
+    >>> for snap in run: ...
+    >>> run.result.to_json_dict()
+    """
+
+    def __init__(self, config: AttackConfig, images: torch.Tensor, labels: tuple[int, ...] | list[int],
+                 stop_event: threading.Event | None = None, victim: Victim | None = None):
+        labels = tuple(int(x) for x in labels)
+        if images.dim() != 4 or images.shape[1] != 3 or images.shape[2:] != (config.size, config.size):
+            raise BadInputError(f"Expected images of shape Bx3x{config.size}x{config.size}, got {tuple(images.shape)}.")
+        if len(labels) != images.shape[0]:
+            raise BadInputError("Give exactly one label per image.")
+        if any(not (0 <= x < config.classes) for x in labels):
+            raise BadInputError(f"Labels must be between 0 and {config.classes - 1} for {config.classes} classes.")
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.images = images.detach().to(self.device)
+        self.labels = labels
+        self.stop_event = stop_event or threading.Event()
+        self.victim = victim or prepare_victim(config, self.images, labels, self.device)
+        self.result: RunResult | None = None
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def knowledge(self) -> AttackerKnowledge:
+        """Everything the attacker gets. Note what is absent: the images and the labels."""
+        return AttackerKnowledge(
+            model=self.victim.model,
+            shared_update=self.victim.report.update,
+            input_shape=tuple(self.images.shape),
+            num_classes=self.config.classes,
+        )
+
+    def _settings(self, lr: float, start: Progress | None) -> AttackSettings:
+        c = self.config
+        return AttackSettings(
+            steps=c.steps, lr=lr, distance=c.distance, init=c.init, seed=c.seed, max_iter=c.max_iter,
+            history_size=c.history_size, line_search=None if c.line_search == "none" else c.line_search,
+            dtype=torch.float64 if c.precision == "float64" else torch.float32,
+            start_image=None if start is None else start.reconstruction,
+            start_label_logits=None if start is None else start.label_logits,
+        )
+
+    def _snapshot(self, progress: Progress, step: int, evals: int, seconds: float, restarts: int) -> Snapshot:
+        image = torch.nan_to_num(progress.reconstruction, nan=0.5).clamp(0, 1)
+        m = metrics.image_metrics(image, self.images)
+        return Snapshot(
+            step=step, seconds=seconds, evals=evals, image=image, label_guess=progress.label_guess,
+            label_probs=progress.label_probs, gradient_distance=progress.gradient_distance,
+            mse=m.mse, mse_255=m.mse_255, psnr=m.psnr, ssim=metrics.ssim(image, self.images), restarts=restarts,
+        )
+
+    def __iter__(self) -> Iterator[Snapshot]:
+        c = self.config
+        torch.set_num_threads(c.threads)
+        torch.manual_seed(c.seed)
+        attack = ATTACKS[c.attack]
+        started = time.perf_counter()
+        status, message = "ok", None
+        steps_done = evals_done = restarts = 0
+        best: Progress | None = None
+        last: Snapshot | None = None
+        first_distance: float | None = None
+        hit_seconds = hit_evals = None
+        lr, stalled = c.lr, 0
+
+        while True:
+            # Each (re)start continues counting steps and evaluations where the last one stopped.
+            base_steps, base_evals = steps_done, evals_done
+            settings = self._settings(lr, best if restarts else None)
+            settings = AttackSettings(**{**settings.__dict__, "steps": c.steps - base_steps})
+            diverged = False
+            for progress in attack(self.knowledge(), settings):
+                step, evals = base_steps + progress.step, base_evals + progress.evals
+                seconds = time.perf_counter() - started
+                distance = progress.gradient_distance
+                if first_distance is None and math.isfinite(distance):
+                    first_distance = distance
+                finite = math.isfinite(distance) and bool(torch.isfinite(progress.reconstruction).all())
+                if not finite or (first_distance and distance > EXPLODED * max(first_distance, 1e-12)):
+                    diverged = True
+                    break
+                stalled = stalled + 1 if evals - evals_done <= 1 else 0
+                steps_done, evals_done = step, evals
+                if best is None or distance <= best.gradient_distance:
+                    best = progress
+                last = self._snapshot(progress, step, evals, seconds, restarts)
+                if hit_seconds is None and last.psnr >= metrics.SUCCESS_PSNR:
+                    hit_seconds, hit_evals = seconds, evals
+                yield last
+                if self.stop_event.is_set():
+                    status, message = "stopped", "Stopped on request."
+                    break
+                if seconds > c.max_seconds:
+                    status, message = "timeout", f"Stopped at the time budget of {c.max_seconds:g} s."
+                    break
+                if stalled >= STALL_STEPS:
+                    message = "The optimiser converged."
+                    break
+            if not diverged:
+                break
+            if restarts >= MAX_RESTARTS or best is None:
+                status = "diverged"
+                message = (f"The optimisation blew up (NaN/Inf or an exploding distance) after {restarts} "
+                           "restart(s); try a smaller learning rate.")
+                break
+            restarts += 1
+            lr /= 2  # restart from the best point with a gentler step
+            if steps_done >= c.steps:
+                break
+
+        if best is not None and (last is None or status == "diverged"):
+            last = self._snapshot(best, steps_done, evals_done, time.perf_counter() - started, restarts)
+        report = self.victim.report
+        self.result = RunResult(
+            config=c, status=status, message=message, steps_run=steps_done, evals=evals_done,
+            seconds=time.perf_counter() - started, seconds_to_30db=hit_seconds, evals_to_30db=hit_evals,
+            label_true=self.labels, final=last, victim_seed=self.victim.seed, gradient_norm=report.update.norm,
+            gradient_numel=report.update.numel, restarts=restarts, warning=report.warning,
+        )
+
+
+def run_to_end(config: AttackConfig, images: torch.Tensor, labels: tuple[int, ...] | list[int],
+               on_snapshot=None) -> RunResult:
+    """Run without a UI; ``on_snapshot(snapshot)`` is called for each step (e.g. a progress bar)."""
+    run = AttackRun(config, images, labels)
+    for snap in run:
+        if on_snapshot is not None:
+            on_snapshot(snap)
+    assert run.result is not None
+    return run.result
