@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from . import bench
 from . import config as cfg
 from .config import AttackConfig
 from .errors import BadInputError
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=cfg.DEVICES, default=d.device)
     run.add_argument("--json", type=Path, help="write the result JSON here")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench.add_parser(commands)
     return parser
 
 
@@ -66,13 +68,14 @@ def config_from_args(args: argparse.Namespace) -> AttackConfig:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from .run import AttackRun  # after argument checks: importing the attack stack takes a moment
+    from .run import AttackRun, warm_up  # after argument checks: importing the attack stack takes a moment
 
     config = config_from_args(args)
     labels = args.label or [i % config.classes for i in range(len(args.image))]
     if len(labels) != len(args.image):
         raise BadInputError("Give one --label per --image, or none.")
     images = torch.cat([load_image(path, config.size) for path in args.image])
+    warm_up()
     run = AttackRun(config, images, labels)
     if run.victim.report.warning:
         print(f"warning: {run.victim.report.warning}", file=sys.stderr)
@@ -87,7 +90,7 @@ def command_run(args: argparse.Namespace) -> int:
         f"PSNR {out['final_psnr'] or 0:.1f} dB, MSE(0-255) {out['final_mse_255'] or 0:.2f}, "
         f"SSIM {out['final_ssim'] or 0:.3f}, label {'right' if out['label_correct'] else 'wrong'}, "
         f"{out['steps_run']} steps / {out['evals']} evals in {out['seconds']:.2f} s"
-        + (f", 30 dB at {out['seconds_to_30db']:.2f} s" if out["seconds_to_30db"] is not None else ", 30 dB never reached")
+        + (", 30 dB never reached" if out["seconds_to_30db"] is None else f", 30 dB at {out['seconds_to_30db']:.2f} s")
     )
     if args.json:
         try:
@@ -100,6 +103,8 @@ def command_run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "bench":
+            return bench.command_bench(args)
         return command_run(args)
     except BadInputError as err:
         print(f"error: {err}", file=sys.stderr)

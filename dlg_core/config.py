@@ -21,6 +21,7 @@ MODEL_NAMES = ("lenet", "cnn", "mlp")
 DISTANCE_NAMES = ("l2", "nl2", "cosine")
 INIT_NAMES = ("normal", "grey", "uniform")
 LINE_SEARCHES = ("none", "strong_wolfe")
+LBFGS_IMPLEMENTATIONS = ("pytorch", "compact")
 PRECISIONS = ("float32", "float64")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -36,8 +37,9 @@ class AttackConfig:
     distance: str = "l2"
     lr: float = 1.0
     init: str = "grey"
-    line_search: str = "none"
-    history_size: int = 100
+    line_search: str = "strong_wolfe"
+    lbfgs: str = "compact"  # "pytorch": torch.optim.LBFGS as the papers used it; "compact": ours, see attacks/lbfgs.py
+    history_size: int = 300
     max_iter: int = 20  # L-BFGS evaluations per step at most
     precision: str = "float32"
     threads: int = 1
@@ -149,6 +151,7 @@ def _validate(c: AttackConfig) -> None:
     _check_choice("init", c.init, INIT_NAMES)
     _check_choice("line search", c.line_search, LINE_SEARCHES)
     _check_choice("precision", c.precision, PRECISIONS)
+    _check_choice("L-BFGS implementation", c.lbfgs, LBFGS_IMPLEMENTATIONS)
     _check_choice("device", c.device, DEVICES)
     _check_range("size", c.size, limits.MIN_SIZE, limits.MAX_SIZE)
     _check_range("classes", c.classes, 2, limits.MAX_CLASSES)
@@ -163,6 +166,6 @@ def _validate(c: AttackConfig) -> None:
 
 # The DLG and iDLG papers' settings (benchmark baseline): N(0,1) start, L-BFGS lr 1 with PyTorch's defaults.
 TEXTBOOK = AttackConfig(attack="dlg", model="lenet", classes=100, distance="l2", lr=1.0, init="normal",
-                        line_search="none", history_size=100, max_iter=20, precision="float32")
+                        line_search="none", lbfgs="pytorch", history_size=100, max_iter=20, precision="float32")
 # What the app and the CLI use unless told otherwise: iDLG's label, a mid-grey start.
 DEFAULT = AttackConfig()

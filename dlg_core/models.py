@@ -74,7 +74,7 @@ def build_model(name: str, size: int, classes: int = 2, seed: int = 0, activatio
                 continue
             # DLG's own initialisation is U(-0.5, 0.5) for every weight and bias; the other victims get
             # PyTorch's default scale U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn from our seeded generator.
-            bound = 0.5 if name == "lenet" else 1.0 / layer.weight[0].numel() ** 0.5
+            bound = 0.5 if name in ("lenet", "cnn") else 1.0 / layer.weight[0].numel() ** 0.5
             layer.weight.uniform_(-bound, bound, generator=generator)
             layer.bias.uniform_(-bound, bound, generator=generator)
     return model.eval()

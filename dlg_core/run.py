@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -24,9 +25,12 @@ from .config import AttackConfig
 from .errors import BadInputError
 from .models import build_model
 
-MAX_RESTARTS = 2
+MAX_RESTARTS = 3
 MAX_VICTIM_REDRAWS = 20
 EXPLODED = 1e6  # a distance this many times the first one means the optimiser has left the rails
+# Pixels live in [0, 1]. An attacker that wanders this far out has saturated every sigmoid; its gradient
+# then vanishes and L-BFGS "converges" on a meaningless picture, so we call that a divergence too.
+OUT_OF_BOX = 100.0
 STALL_STEPS = 5  # L-BFGS steps in a row that needed at most one evaluation: converged, stop early
 
 
@@ -103,8 +107,25 @@ class RunResult:
         }
 
 
+def _diverged(progress: Progress, first_distance: float | None) -> bool:
+    distance = progress.gradient_distance
+    if not math.isfinite(distance) or not bool(torch.isfinite(progress.reconstruction).all()):
+        return True
+    if first_distance is not None and distance > EXPLODED * max(first_distance, 1e-12):
+        return True
+    return float(progress.reconstruction.abs().max()) > OUT_OF_BOX
+
+
 def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
+
+
+def warm_up() -> None:
+    """Pay PyTorch's one-off lazy imports now rather than inside the first timed run.
+
+    Creating the first optimiser in a process imports torch._dynamo (about 1 s measured here).
+    """
+    torch.optim.LBFGS([torch.zeros(1, requires_grad=True)])
 
 
 def resolve_device(name: str) -> torch.device:
@@ -181,6 +202,7 @@ class AttackRun:
         return AttackSettings(
             steps=c.steps, lr=lr, distance=c.distance, init=c.init, seed=c.seed, max_iter=c.max_iter,
             history_size=c.history_size, line_search=None if c.line_search == "none" else c.line_search,
+            lbfgs=c.lbfgs,
             dtype=torch.float64 if c.precision == "float64" else torch.float32,
             start_image=None if start is None else start.reconstruction,
             start_label_logits=None if start is None else start.label_logits,
@@ -207,28 +229,29 @@ class AttackRun:
         last: Snapshot | None = None
         first_distance: float | None = None
         hit_seconds = hit_evals = None
-        lr, stalled = c.lr, 0
+        lr = c.lr
 
         while True:
             # Each (re)start continues counting steps and evaluations where the last one stopped.
             base_steps, base_evals = steps_done, evals_done
-            settings = self._settings(lr, best if restarts else None)
+            settings = self._settings(lr, best if restarts else None)  # best is None: start afresh
             settings = AttackSettings(**{**settings.__dict__, "steps": c.steps - base_steps})
-            diverged = False
+            diverged, stalled = False, 0
             for progress in attack(self.knowledge(), settings):
                 step, evals = base_steps + progress.step, base_evals + progress.evals
                 seconds = time.perf_counter() - started
                 distance = progress.gradient_distance
                 if first_distance is None and math.isfinite(distance):
                     first_distance = distance
-                finite = math.isfinite(distance) and bool(torch.isfinite(progress.reconstruction).all())
-                if not finite or (first_distance and distance > EXPLODED * max(first_distance, 1e-12)):
+                if _diverged(progress, first_distance):
                     diverged = True
                     break
-                stalled = stalled + 1 if evals - evals_done <= 1 else 0
+                stalled = stalled + 1 if progress.step > 0 and evals - evals_done <= 1 else 0
                 steps_done, evals_done = step, evals
                 if best is None or distance <= best.gradient_distance:
                     best = progress
+                if progress.step == 0 and restarts:
+                    continue  # the restart point was shown already
                 last = self._snapshot(progress, step, evals, seconds, restarts)
                 if hit_seconds is None and last.psnr >= metrics.SUCCESS_PSNR:
                     hit_seconds, hit_evals = seconds, evals
@@ -240,17 +263,21 @@ class AttackRun:
                     status, message = "timeout", f"Stopped at the time budget of {c.max_seconds:g} s."
                     break
                 if stalled >= STALL_STEPS:
-                    message = "The optimiser converged."
+                    if distance >= first_distance:  # stuck where it started: saturated, not converged
+                        diverged = True
+                    else:
+                        message = "The optimiser converged."
                     break
             if not diverged:
                 break
-            if restarts >= MAX_RESTARTS or best is None:
+            if restarts >= MAX_RESTARTS:
                 status = "diverged"
-                message = (f"The optimisation blew up (NaN/Inf or an exploding distance) after {restarts} "
-                           "restart(s); try a smaller learning rate.")
+                message = (f"The optimisation diverged (NaN/Inf, an exploding distance, or pixels far outside "
+                           f"the valid range) and {restarts} restarts with smaller steps did not help: "
+                           "try a smaller learning rate.")
                 break
             restarts += 1
-            lr /= 2  # restart from the best point with a gentler step
+            lr /= 2  # restart from the best point so far (or the start) with a gentler step
             if steps_done >= c.steps:
                 break
 

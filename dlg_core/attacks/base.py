@@ -7,8 +7,8 @@ the private images or labels; ``run.py`` compares its reconstructions with the t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -37,6 +37,7 @@ class AttackSettings:
     max_iter: int = 20  # L-BFGS evaluations per step at most (PyTorch's default)
     history_size: int = 100
     line_search: str | None = None  # None (textbook) or "strong_wolfe"
+    lbfgs: str = "pytorch"  # "pytorch" (torch.optim.LBFGS, the papers') or "compact" (ours: long history, cheap)
     dtype: torch.dtype = torch.float32
     start_image: torch.Tensor | None = None  # restart from here instead of `init` (after a divergence)
     start_label_logits: torch.Tensor | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from .base import AttackerKnowledge, AttackSettings, Progress
 from .lbfgs_matching import match_gradients

@@ -5,7 +5,7 @@ Knowing the label removes half of DLG's search and the label ambiguity that make
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from .base import AttackerKnowledge, AttackSettings, Progress, infer_labels_from_last_layer
 from .lbfgs_matching import match_gradients

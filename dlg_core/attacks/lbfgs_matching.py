@@ -6,12 +6,12 @@ produce is compared with the shared one, and L-BFGS moves the dummy to close the
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
-from .base import (AttackerKnowledge, AttackSettings, Progress, candidate_gradients, gradient_distance,
-                   initial_image)
+from .base import AttackerKnowledge, AttackSettings, Progress, candidate_gradients, gradient_distance, initial_image
+from .lbfgs import CompactLBFGS
 
 
 def match_gradients(knowledge: AttackerKnowledge, settings: AttackSettings,
@@ -42,31 +42,38 @@ def match_gradients(knowledge: AttackerKnowledge, settings: AttackSettings,
     def current_label_probs() -> torch.Tensor:
         return label_logits.softmax(dim=-1) if known_labels is None else fixed
 
-    optimizer = torch.optim.LBFGS(variables, lr=settings.lr, max_iter=settings.max_iter,
-                                  history_size=settings.history_size, line_search_fn=settings.line_search)
+    optimizer_class = CompactLBFGS if settings.lbfgs == "compact" else torch.optim.LBFGS
+    optimizer = optimizer_class(variables, lr=settings.lr, max_iter=settings.max_iter,
+                                history_size=settings.history_size, line_search_fn=settings.line_search)
     evals = 0
     last_distance = float("nan")
 
     def closure() -> torch.Tensor:
         nonlocal evals, last_distance
         evals += 1
-        optimizer.zero_grad(set_to_none=True)
+        for v in variables:
+            v.grad = None
         candidate = candidate_gradients(model, params, image, current_label_probs())
         distance = gradient_distance(candidate, target, settings.distance)
         distance.backward()
         last_distance = float(distance.detach())
         return distance
 
+    def report(step: int) -> Progress:
+        probs = current_label_probs().detach()
+        return Progress(
+            step=step,
+            evals=evals,
+            reconstruction=image.detach().to("cpu", torch.float32, copy=True),
+            label_guess=tuple(int(i) for i in probs.argmax(dim=-1)),
+            label_probs=probs.to("cpu", torch.float32, copy=True),
+            gradient_distance=last_distance,  # at the last point evaluated
+            label_logits=label_logits.detach().to("cpu", copy=True) if known_labels is None else None,
+        )
+
+    # Step 0: the starting point, so that a viewer sees a first frame after one evaluation.
+    closure()
+    yield report(0)
     for step in range(1, settings.steps + 1):
         optimizer.step(closure)
-        with torch.no_grad():
-            probs = current_label_probs().detach()
-            yield Progress(
-                step=step,
-                evals=evals,
-                reconstruction=image.detach().to("cpu", torch.float32, copy=True),
-                label_guess=tuple(int(i) for i in probs.argmax(dim=-1)),
-                label_probs=probs.to("cpu", torch.float32, copy=True),
-                gradient_distance=last_distance,  # at the last point evaluated
-                label_logits=label_logits.detach().to("cpu", copy=True) if known_labels is None else None,
-            )
+        yield report(step)

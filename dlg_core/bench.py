@@ -1,0 +1,167 @@
+"""``python -m dlg_core bench``: the app's default attack against the papers' textbook one, in one process.
+
+Both configurations run interleaved on the same photos and seeds, so that the machine's noise hits them
+alike; the ratios printed are from the same run. A run counts as a success when it reaches 30 dB PSNR
+within its step and time budget; it is stopped there, since the benchmark measures time to 30 dB.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from . import config as cfg
+from .images import SAMPLES, load_sample
+from .metrics import SUCCESS_PSNR
+from .run import AttackRun, warm_up
+
+CONFIGS = {"textbook": cfg.TEXTBOOK, "default": cfg.DEFAULT}
+
+
+@dataclass
+class Tally:
+    runs: int = 0
+    seconds_to_30db: list[float] = field(default_factory=list)
+    evals_to_30db: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    evals: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        hits = len(self.seconds_to_30db)
+        return {
+            "runs": self.runs,
+            "successes": hits,
+            "success_rate": hits / self.runs if self.runs else None,
+            "median_seconds_to_30db": statistics.median(self.seconds_to_30db) if hits else None,
+            "median_evals_to_30db": statistics.median(self.evals_to_30db) if hits else None,
+            "seconds_per_eval": self.seconds / self.evals if self.evals else None,
+        }
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def bench_run(config: cfg.AttackConfig, image: torch.Tensor, label: int) -> tuple[float | None, int | None, float, int]:
+    run = AttackRun(config, image, [label])
+    for snap in run:
+        if snap.psnr >= SUCCESS_PSNR:
+            run.stop()
+    r = run.result
+    return r.seconds_to_30db, r.evals_to_30db, r.seconds, r.evals
+
+
+def first_frame_seconds(size: int = 32) -> float:
+    """What the app's user waits for after Run: building the victim's update and the attack's first frame."""
+    image = load_sample(SAMPLES[0].name, size)
+    started = time.perf_counter()
+    run = AttackRun(cfg.DEFAULT.replace(size=size), image, [SAMPLES[0].label])
+    next(iter(run))
+    return time.perf_counter() - started
+
+
+def benchmark(images: list[str], seeds: list[int], large_seeds: list[int], sizes: list[int], threads: int,
+              steps: int, max_seconds: dict[str, float], progress: bool = True) -> dict[str, Any]:
+    torch.set_num_threads(threads)
+    warm_up()
+    report: dict[str, Any] = {
+        "images": images, "seeds": seeds, "large_seeds": large_seeds, "sizes": sizes, "threads": threads,
+        "steps": steps, "configs": {k: c.to_dict() for k, c in CONFIGS.items()}, "results": {},
+    }
+    jobs = [(size, name, seed) for size in sizes for name in images for seed in (seeds if size <= 32 else large_seeds)]
+    tallies = {(size, key): Tally() for size in sizes for key in CONFIGS}
+    peaks: dict[tuple[int, str], float] = {}
+    bar = tqdm(total=len(jobs) * len(CONFIGS), disable=not progress, file=sys.stderr, unit="run")
+    for size, name, seed in jobs:
+        image = load_sample(name, size)
+        label = next(s.label for s in SAMPLES if s.name == name)
+        for key, base in CONFIGS.items():  # interleaved: textbook then default on the same photo and seed
+            budget = max_seconds["textbook" if key == "textbook" and size > 32 else "run"]
+            config = base.replace(size=size, seed=seed, threads=threads, steps=steps, max_seconds=budget)
+            hit_s, hit_e, seconds, evals = bench_run(config, image, label)
+            tally = tallies[(size, key)]
+            tally.runs += 1
+            tally.seconds += seconds
+            tally.evals += evals
+            if hit_s is not None:
+                tally.seconds_to_30db.append(hit_s)
+                tally.evals_to_30db.append(hit_e)
+            peaks[(size, key)] = peak_rss_mb()
+            bar.update(1)
+    bar.close()
+    for size in sizes:
+        entry = {key: tallies[(size, key)].summary() | {"peak_rss_mb_so_far": round(peaks[(size, key)], 1)}
+                 for key in CONFIGS}
+        t, d = entry["textbook"], entry["default"]
+        entry["ratio_default_over_textbook"] = {
+            "median_seconds_to_30db": _ratio(d["median_seconds_to_30db"], t["median_seconds_to_30db"]),
+            "median_evals_to_30db": _ratio(d["median_evals_to_30db"], t["median_evals_to_30db"]),
+            "seconds_per_eval": _ratio(d["seconds_per_eval"], t["seconds_per_eval"]),
+        }
+        report["results"][str(size)] = entry
+    report["app_first_frame_seconds"] = round(first_frame_seconds(), 4)
+    report["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return report
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def _fmt(x: Any, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def print_report(report: dict[str, Any]) -> None:
+    print(f"threads={report['threads']} steps={report['steps']} images={len(report['images'])} "
+          f"seeds={report['seeds']} (sizes > 32: {report['large_seeds']})")
+    print(f"{'size':>4} {'config':<9} {'success':>9} {'med s→30dB':>11} {'med evals':>10} {'ms/eval':>8} "
+          f"{'peak MB':>8}")
+    for size, entry in report["results"].items():
+        for key in CONFIGS:
+            e = entry[key]
+            print(f"{size:>4} {key:<9} {e['successes']:>3}/{e['runs']:<3} {_fmt(e['success_rate'], '4.0%'):>4} "
+                  f"{_fmt(e['median_seconds_to_30db'], '11.2f')} {_fmt(e['median_evals_to_30db'], '10.0f')} "
+                  f"{_fmt(e['seconds_per_eval'] and e['seconds_per_eval'] * 1000, '8.2f')} "
+                  f"{e['peak_rss_mb_so_far']:>8.0f}")
+        r = entry["ratio_default_over_textbook"]
+        speedup = r["median_seconds_to_30db"]
+        print(f"{size:>4} default/textbook: time to 30 dB x{_fmt(speedup, '.3f')}"
+              f" ({_fmt(speedup and 1 / speedup, '.1f')}x faster), evals x{_fmt(r['median_evals_to_30db'], '.3f')},"
+              f" s/eval x{_fmt(r['seconds_per_eval'], '.3f')}")
+    print(f"app first frame (headless, warm process): {report['app_first_frame_seconds'] * 1000:.0f} ms; "
+          f"peak RSS of this process: {report['peak_rss_mb']:.0f} MB")
+
+
+def add_parser(commands) -> None:
+    bench = commands.add_parser("bench", help="time the app's default attack against the textbook one")
+    bench.add_argument("--images", nargs="+", default=[s.name for s in SAMPLES], help="bundled sample names")
+    bench.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="seeds at 32 px and below")
+    bench.add_argument("--large-seeds", nargs="+", type=int, default=[0], help="seeds above 32 px (slow)")
+    bench.add_argument("--sizes", nargs="+", type=int, default=[32, 64])
+    bench.add_argument("--threads", type=int, default=1)
+    bench.add_argument("--steps", type=int, default=300, help="step budget of every run (the papers': 300)")
+    bench.add_argument("--max-seconds", type=float, default=30.0, help="time budget of every run")
+    bench.add_argument("--textbook-large-max-seconds", type=float, default=10.0,
+                       help="time budget of textbook runs above 32 px (they fail: 0/60 measured)")
+    bench.add_argument("--json", type=Path, help="write the full report here")
+
+
+def command_bench(args) -> int:
+    for name in args.images:
+        load_sample(name, 32)  # raises BadInputError for unknown names before the long run starts
+    report = benchmark(args.images, args.seeds, args.large_seeds, args.sizes, args.threads, args.steps,
+                       {"run": args.max_seconds, "textbook": args.textbook_large_max_seconds})
+    print_report(report)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
