@@ -239,3 +239,33 @@ def test_bad_query_params_are_refused():
         AttackConfig.from_query_params({"size": "99999"})
     with pytest.raises(BadInputError, match="too long"):
         AttackConfig.from_json("{" + " " * 20000 + "}")
+
+
+# --- the compact L-BFGS --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("line_search", [None, "strong_wolfe"])
+def test_compact_lbfgs_follows_pytorchs_lbfgs(line_search):
+    # Same iterates as torch.optim.LBFGS on a smooth non-quadratic problem, with the history window
+    # wrapping around (60 iterations, memory of 10).
+    from dlg_core.attacks.lbfgs import CompactLBFGS
+
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(40, 40, generator=generator, dtype=torch.float64)
+    q = a @ a.T / 40 + 0.1 * torch.eye(40, dtype=torch.float64)
+    b = torch.randn(40, generator=generator, dtype=torch.float64)
+    finals = []
+    for optimizer_class in (torch.optim.LBFGS, CompactLBFGS):
+        x = torch.zeros(40, dtype=torch.float64, requires_grad=True)
+        optimizer = optimizer_class([x], lr=1, max_iter=20, history_size=10, line_search_fn=line_search)
+
+        def closure(x=x):
+            x.grad = None
+            loss = 0.5 * x @ q @ x - b @ x + 0.1 * (x**4).sum()
+            loss.backward()
+            return loss
+
+        for _ in range(3):
+            optimizer.step(closure)
+        finals.append(x.detach())
+    assert torch.allclose(finals[0], finals[1], atol=1e-8)
+    assert finals[0].abs().max() > 0.5  # it moved

@@ -26,12 +26,22 @@ class CompactLBFGS:
         self.line_search_fn = line_search_fn
         self.tolerance_grad, self.tolerance_change = tolerance_grad, tolerance_change
         n = sum(p.numel() for p in params)
-        dtype = torch.float64  # the small m x m systems are solved in double precision, for stability
-        device = params[0].device
-        self.S = torch.empty(0, n, dtype=dtype, device=device)  # rows: steps s_i
-        self.Y = torch.empty(0, n, dtype=dtype, device=device)  # rows: gradient changes y_i
-        self.SY = torch.empty(0, 0, dtype=dtype, device=device)  # s_i . y_j
-        self.YY = torch.empty(0, 0, dtype=dtype, device=device)  # y_i . y_j
+        device, dtype = params[0].device, params[0].dtype
+        m = history_size
+        # A ring buffer of the last m pairs: steps s_i and gradient changes y_i as rows. Until it is full,
+        # the slots in use are the first rows, so products run over contiguous row slices (fast gemv).
+        # The m x m products are kept in double precision, for the stability of the triangular solves.
+        self.S = torch.zeros(m, n, dtype=dtype, device=device)
+        self.Y = torch.zeros(m, n, dtype=dtype, device=device)
+        self.SY = torch.zeros(m, m, dtype=torch.float64, device=device)  # s_i . y_j
+        self.YY = torch.zeros(m, m, dtype=torch.float64, device=device)  # y_i . y_j
+        self.count = 0  # pairs held
+        self.head = 0  # the slot the next pair goes to
+        # S g and Y g at the previous gradient, and Y d for the previous direction: with them, a new pair's
+        # products with the old ones cost no extra pass over the memory (s = t d, y = g_new - g_old).
+        self.Sg = torch.zeros(m, dtype=torch.float64, device=device)
+        self.Yg = torch.zeros(m, dtype=torch.float64, device=device)
+        self.Yd = torch.zeros(m, dtype=torch.float64, device=device)
         self.gamma = 1.0
         self.d: torch.Tensor | None = None
         self.t = lr
@@ -41,14 +51,14 @@ class CompactLBFGS:
     # --- parameters as one flat vector -------------------------------------------------------------------
     def _flat_grad(self) -> torch.Tensor:
         return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
-                          for p in self.params]).to(self.S.dtype)
+                          for p in self.params])
 
     def _add(self, t: float, d: torch.Tensor) -> None:
         offset = 0
         with torch.no_grad():
             for p in self.params:
                 k = p.numel()
-                p.add_(d[offset:offset + k].view_as(p).to(p.dtype), alpha=t)
+                p.add_(d[offset:offset + k].view_as(p), alpha=t)
                 offset += k
 
     def _get(self) -> list[torch.Tensor]:
@@ -73,31 +83,50 @@ class CompactLBFGS:
         return evaluate
 
     # --- memory ------------------------------------------------------------------------------------------
-    def _remember(self, s: torch.Tensor, y: torch.Tensor) -> None:
-        if len(self.S) == self.history_size:  # forget the oldest pair
-            self.S, self.Y, self.SY, self.YY = self.S[1:], self.Y[1:], self.SY[1:, 1:], self.YY[1:, 1:]
-        s_y_old, y_y_old = self.S @ y, self.Y @ y  # new column of SY, new row/column of YY
-        new_s_y_cols = s @ self.Y.T  # s . y_j for the old y_j: new row of SY
-        self.S, self.Y = torch.cat([self.S, s[None]]), torch.cat([self.Y, y[None]])
-        m = len(self.S)
-        SY = self.SY.new_empty(m, m)
-        SY[:-1, :-1], SY[:-1, -1], SY[-1, :-1], SY[-1, -1] = self.SY, s_y_old, new_s_y_cols, s @ y
-        YY = self.YY.new_empty(m, m)
-        YY[:-1, :-1], YY[:-1, -1], YY[-1, :-1], YY[-1, -1] = self.YY, y_y_old, y_y_old, y @ y
-        self.SY, self.YY = SY, YY
-        self.gamma = float(s @ y / (y @ y))
+    def _products(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """S g and Y g over the slots in use (until the memory is full, the rest of the buffer is empty)."""
+        m, used = self.history_size, self.count
+        Sg, Yg = self.Sg.new_zeros(m), self.Yg.new_zeros(m)
+        if used:
+            Sg[:used], Yg[:used] = self.S[:used] @ g, self.Y[:used] @ g
+        return Sg, Yg
 
-    def _direction(self, g: torch.Tensor) -> torch.Tensor:
-        """-H g with H the L-BFGS inverse-Hessian approximation, in compact form."""
-        if len(self.S) == 0:
+    def _remember(self, s: torch.Tensor, y: torch.Tensor, t: float, Sg_new: torch.Tensor, Yg_new: torch.Tensor,
+                  g_new: torch.Tensor) -> None:
+        """Add the pair (s, y); Sg_new, Yg_new are the old pairs' products with the new gradient."""
+        m, slot = self.history_size, self.head
+        S_y = Sg_new - self.Sg  # s_i . y for the old pairs
+        Y_y = Yg_new - self.Yg  # y_i . y
+        Y_s = t * self.Yd  # y_i . s
+        s_y, y_y = float(s @ y), float(y @ y)
+        self.SY[:, slot], self.SY[slot, :], self.SY[slot, slot] = S_y, Y_s, s_y
+        self.YY[:, slot], self.YY[slot, :], self.YY[slot, slot] = Y_y, Y_y, y_y
+        self.S[slot], self.Y[slot] = s, y
+        Sg_new[slot], Yg_new[slot] = float(s @ g_new), float(y @ g_new)
+        self.head = (slot + 1) % m
+        self.count = min(self.count + 1, m)
+        self.gamma = s_y / y_y
+
+    def _direction(self, g: torch.Tensor, Sg: torch.Tensor, Yg: torch.Tensor) -> torch.Tensor:
+        """-H g with H the L-BFGS inverse-Hessian approximation, in compact form; also caches Y d."""
+        m, gamma = self.history_size, self.gamma
+        self.Sg, self.Yg = Sg, Yg
+        if self.count == 0:
+            self.Yd = -Yg
             return -g
-        gamma = self.gamma
-        R = torch.triu(self.SY)
-        a, b = self.S @ g, self.Y @ g
-        u = torch.linalg.solve_triangular(R, a[:, None], upper=True)[:, 0]
-        rhs = torch.diagonal(self.SY) * u + gamma * (self.YY @ u) - gamma * b
+        order = (torch.arange(self.count, device=g.device) + self.head - self.count) % m  # oldest first
+        SY = self.SY[order][:, order]
+        R = torch.triu(SY)
+        u = torch.linalg.solve_triangular(R, Sg[order][:, None], upper=True)[:, 0]
+        rhs = torch.diagonal(SY) * u + gamma * (self.YY[order][:, order] @ u) - gamma * Yg[order]
         p = torch.linalg.solve_triangular(R.T, rhs[:, None], upper=False)[:, 0]
-        return -(gamma * g + self.S.T @ p - gamma * (self.Y.T @ u))
+        p_all, u_all = Sg.new_zeros(m), Sg.new_zeros(m)  # back to ring-buffer order
+        p_all[order], u_all[order] = p, u
+        # Y d = -(gamma Y g + Y S^T p - gamma Y Y^T u), from the m x m products alone
+        self.Yd = -(gamma * Yg + self.SY.T @ p_all - gamma * (self.YY @ u_all))
+        used = self.count  # slots in use are 0..used-1 until the ring is full, then all of them
+        p_used, u_used = p_all[:used].to(g.dtype), u_all[:used].to(g.dtype)
+        return -(gamma * g + self.S[:used].T @ p_used - gamma * (self.Y[:used].T @ u_used))
 
     # --- one step, as torch.optim.LBFGS.step ---------------------------------------------------------------
     def step(self, closure: Callable[[], torch.Tensor]) -> float:
@@ -111,13 +140,12 @@ class CompactLBFGS:
         while n_iter < self.max_iter:
             n_iter += 1
             self.total_iters += 1
-            if self.total_iters == 1:
-                d = -g
-            else:
+            Sg, Yg = self._products(g)
+            if self.total_iters > 1:
                 y, s = g - prev_grad, d * t
                 if y @ s > 1e-10:
-                    self._remember(s, y)
-                d = self._direction(g)
+                    self._remember(s, y, t, Sg, Yg, g)
+            d = self._direction(g, Sg, Yg)
             prev_grad, prev_loss = g.clone(), loss
             t = min(1.0, 1.0 / float(g.abs().sum())) * self.lr if self.total_iters == 1 else self.lr
             gtd = float(g @ d)
