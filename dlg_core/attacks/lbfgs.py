@@ -114,11 +114,15 @@ class CompactLBFGS:
         if self.count == 0:
             self.Yd = -Yg
             return -g
-        order = (torch.arange(self.count, device=g.device) + self.head - self.count) % m  # oldest first
-        SY = self.SY[order][:, order]
+        if self.count < m:  # not yet wrapped: slots 0..count-1 are already oldest first
+            order = slice(0, self.count)
+            SY, YY = self.SY[order, order], self.YY[order, order]
+        else:
+            order = (torch.arange(m, device=g.device) + self.head) % m  # oldest first
+            SY, YY = self.SY[order][:, order], self.YY[order][:, order]
         R = torch.triu(SY)
         u = torch.linalg.solve_triangular(R, Sg[order][:, None], upper=True)[:, 0]
-        rhs = torch.diagonal(SY) * u + gamma * (self.YY[order][:, order] @ u) - gamma * Yg[order]
+        rhs = torch.diagonal(SY) * u + gamma * (YY @ u) - gamma * Yg[order]
         p = torch.linalg.solve_triangular(R.T, rhs[:, None], upper=False)[:, 0]
         p_all, u_all = Sg.new_zeros(m), Sg.new_zeros(m)  # back to ring-buffer order
         p_all[order], u_all[order] = p, u
