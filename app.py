@@ -1,6 +1,22 @@
-"""Placeholder until the live app lands: `streamlit run app.py`."""
+"""Gradient Leakage Lab, the live app: `streamlit run app.py`.
+
+The entry point only sets the page up and lists the pages (Streamlit's st.navigation); the pages live in
+pages/, their reusable pieces in ui/, and the science in dlg_core/ (which never imports Streamlit).
+"""
 
 import streamlit as st
 
-st.title("Gradient Leakage Lab")
-st.write("The live demo is being built. Meanwhile: `python -m dlg_core run --help`.")
+from ui.attack_view import warm_up
+from ui.style import page_style
+
+st.set_page_config(page_title="Gradient Leakage Lab", page_icon=":material/lock_open:", layout="wide")
+page_style()
+navigation = st.navigation(
+    [
+        st.Page("pages/attack_lab.py", title="Attack lab", icon=":material/science:", default=True),
+        st.Page("pages/how_it_works.py", title="How it works", icon=":material/school:"),
+    ],
+    position="top",
+)
+warm_up()  # once per server process, so that the first Run shows its first frame at once
+navigation.run()

@@ -70,7 +70,7 @@ def first_frame_seconds(size: int = 32) -> float:
 
 
 def benchmark(images: list[str], seeds: list[int], large_seeds: list[int], sizes: list[int], threads: int,
-              steps: int, max_seconds: dict[str, float], progress: bool = True) -> dict[str, Any]:
+              steps: int | None, max_seconds: dict[str, float], progress: bool = True) -> dict[str, Any]:
     torch.set_num_threads(threads)
     warm_up()
     report: dict[str, Any] = {
@@ -86,7 +86,8 @@ def benchmark(images: list[str], seeds: list[int], large_seeds: list[int], sizes
         label = next(s.label for s in SAMPLES if s.name == name)
         for key, base in CONFIGS.items():  # interleaved: textbook then default on the same photo and seed
             budget = max_seconds["textbook" if key == "textbook" and size > 32 else "run"]
-            config = base.replace(size=size, seed=seed, threads=threads, steps=steps, max_seconds=budget)
+            config = base.replace(size=size, seed=seed, threads=threads, steps=steps or base.steps,
+                                  max_seconds=budget)
             hit_s, hit_e, seconds, evals = bench_run(config, image, label)
             tally = tallies[(size, key)]
             tally.runs += 1
@@ -122,7 +123,8 @@ def _fmt(x: Any, spec: str) -> str:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    print(f"threads={report['threads']} steps={report['steps']} images={len(report['images'])} "
+    steps = report["steps"] or "each configuration's own"
+    print(f"threads={report['threads']} steps={steps} images={len(report['images'])} "
           f"seeds={report['seeds']} (sizes > 32: {report['large_seeds']})")
     print(f"{'size':>4} {'config':<9} {'success':>9} {'med s→30dB':>11} {'med evals':>10} {'ms/eval':>8} "
           f"{'peak MB':>8}")
@@ -149,7 +151,8 @@ def add_parser(commands) -> None:
     bench.add_argument("--large-seeds", nargs="+", type=int, default=[0], help="seeds above 32 px (slow)")
     bench.add_argument("--sizes", nargs="+", type=int, default=[32, 64])
     bench.add_argument("--threads", type=int, default=1)
-    bench.add_argument("--steps", type=int, default=300, help="step budget of every run (the papers': 300)")
+    bench.add_argument("--steps", type=int, default=None,
+                       help="step budget of every run (default: each configuration's own; textbook: 300)")
     bench.add_argument("--max-seconds", type=float, default=30.0, help="time budget of every run")
     bench.add_argument("--textbook-large-max-seconds", type=float, default=10.0,
                        help="time budget of textbook runs above 32 px (they fail: 0/60 measured)")

@@ -47,6 +47,11 @@ class CompactLBFGS:
         self.t = lr
         self.prev_grad: torch.Tensor | None = None
         self.total_iters = 0
+        # Loss and gradient at the current point when the last evaluation was there, so that the next step
+        # need not evaluate it again (PyTorch's does: one wasted evaluation per step, which made frequent
+        # steps, i.e. a smooth animation, cost extra). Valid while the parameters' versions are unchanged.
+        self.current_loss: float | None = None
+        self._at_point: tuple[torch.Tensor, list[int]] | None = None
 
     # --- parameters as one flat vector -------------------------------------------------------------------
     def _flat_grad(self) -> torch.Tensor:
@@ -134,13 +139,16 @@ class CompactLBFGS:
 
     # --- one step, as torch.optim.LBFGS.step ---------------------------------------------------------------
     def step(self, closure: Callable[[], torch.Tensor]) -> float:
-        loss = orig_loss = float(closure().detach())
-        evals = 1
-        g = self._flat_grad()
+        if self._at_point is not None and self._at_point[1] == [p._version for p in self.params]:
+            loss, g, evals = self.current_loss, self._at_point[0], 0
+        else:
+            loss, evals = float(closure().detach()), 1
+            g = self._flat_grad()
+        orig_loss = loss
         if g.abs().max() <= self.tolerance_grad:
             return orig_loss
         d, t, prev_grad = self.d, self.t, self.prev_grad
-        n_iter = 0
+        n_iter, at_point = 0, False
         while n_iter < self.max_iter:
             n_iter += 1
             self.total_iters += 1
@@ -158,12 +166,14 @@ class CompactLBFGS:
             if self.line_search_fn == "strong_wolfe":
                 loss, g, t, ls_evals = _strong_wolfe(self._trial(closure), None, t, d, loss, g, gtd)
                 self._add(t, d)
+                at_point = True
                 converged = g.abs().max() <= self.tolerance_grad
             else:
                 self._add(t, d)
                 ls_evals = 0
-                converged = False
+                converged = at_point = False
                 if n_iter != self.max_iter:
+                    at_point = True
                     loss = float(closure().detach())
                     g = self._flat_grad()
                     converged = g.abs().max() <= self.tolerance_grad
@@ -174,4 +184,8 @@ class CompactLBFGS:
             if (d * t).abs().max() <= self.tolerance_change or abs(loss - prev_loss) < self.tolerance_change:
                 break
         self.d, self.t, self.prev_grad = d, t, prev_grad
+        if n_iter and at_point:
+            self.current_loss, self._at_point = loss, (g, [p._version for p in self.params])
+        else:
+            self.current_loss, self._at_point = None, None
         return orig_loss

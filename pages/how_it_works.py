@@ -1,0 +1,99 @@
+"""How it works: the threat model, the maths of gradient matching and of iDLG's label trick, and the numbers."""
+
+import streamlit as st
+
+from ui import explain, photo, settings
+
+st.title("How it works")
+st.markdown(
+    "Federated learning trains one model across many clients without collecting their data: each client "
+    "computes an update on its own photos and sends only that update. *Deep leakage from gradients* shows "
+    "that the update itself can give the photos away."
+)
+
+st.header("The threat model", divider="red")
+sees, hidden = st.columns(2, gap="large")
+with sees:
+    st.markdown(
+        "**What the server sees** (and so an honest-but-curious server, or anyone who intercepts the update):\n"
+        "- the shared model: its architecture and every weight (it sent them to the client itself);\n"
+        "- the client's **gradient** for one training step (FedSGD): one number per weight;\n"
+        "- the shape of the input (one 32 x 32 colour photo, say) and the number of classes."
+    )
+with hidden:
+    st.markdown(
+        "**What it never sees:**\n"
+        "- the private photo;\n"
+        "- its label.\n\n"
+        "The attacker follows the protocol to the letter. It only looks very closely at what it receives; "
+        "in this demo the true photo is used for one thing alone: to score the reconstruction."
+    )
+st.graphviz_chart(explain.DIAGRAM, width="content")
+
+st.header("Gradient matching (DLG)", divider="red")
+st.markdown("The client trains the shared model $F(\\cdot, W)$ on its photo $x$ with label $y$ and shares")
+st.latex(r"\nabla W = \frac{\partial\, \ell\big(F(x, W),\, y\big)}{\partial W}")
+st.markdown(
+    "The attacker starts from a dummy photo $x'$ (mid-grey here, random noise in the paper) and a dummy label "
+    "$y'$, computes the gradient *they* would produce, and changes them until the two gradients match:"
+)
+st.latex(r"x'^{*},\, y'^{*} \;=\; \arg\min_{x',\, y'} \;\Big\| \frac{\partial\, \ell\big(F(x', W),\, y'\big)}"
+         r"{\partial W} - \nabla W \Big\|^2")
+st.markdown(
+    "Minimising this means differentiating a gradient, so the model must be twice differentiable: that is "
+    "why DLG's victim uses sigmoids instead of ReLUs. The optimiser is L-BFGS, and each of its steps "
+    "evaluates the distance and its gradient several times. When the distance reaches zero, the dummy photo "
+    "usually *is* the private photo: the gradient has tens of thousands of numbers and the photo only "
+    "3,072 unknowns (at 32 x 32). Geiping et al. replace the squared distance by a cosine one, which "
+    "ignores the gradient's scale:"
+)
+st.latex(r"d_{\cos}(g', g) = 1 - \frac{\langle g', g\rangle}{\|g'\|\,\|g\|}")
+
+st.header("iDLG's label trick", divider="red")
+st.markdown(
+    "The last layer computes logits $z = W_L h + b$ from its input $h$, and the loss is the cross-entropy of "
+    "$p = \\mathrm{softmax}(z)$ with the one-hot label $y$. Its gradient is"
+)
+st.latex(r"\frac{\partial \ell}{\partial z_i} = p_i - y_i, \qquad "
+         r"\frac{\partial \ell}{\partial W_{L,i}} = (p_i - y_i)\, h^{\top}")
+st.markdown(
+    "After a sigmoid, $h \\geq 0$. For every wrong class $p_i - y_i = p_i > 0$, so its row of the gradient is "
+    "positive; for the true class $c$, $p_c - 1 < 0$, so its row is **negative**. The attacker simply picks "
+    "the row whose sum is below zero, and then only has to find the photo. Here is that gradient for the "
+    "photo and settings chosen on the Attack lab page:"
+)
+explain.label_clue(photo.current_or_first_photo(), settings.current_config(), settings.current_label())
+
+st.header("What the numbers mean", divider="red")
+st.markdown(
+    "The attacker only ever sees the **gradient distance**. The demo also knows the true photo, so it scores "
+    "the reconstruction $x'$ against $x$, over all $n = 3 \\times H \\times W$ pixel values (each from 0 to 255):"
+)
+st.latex(r"\mathrm{MSE}_{255} = \frac{1}{n}\sum_{k=1}^{n} \big(x'_k - x_k\big)^2")
+st.latex(r"\mathrm{MSE}_{[0,1]} = \frac{\mathrm{MSE}_{255}}{255^2}")
+st.latex(r"\mathrm{PSNR} = 10 \log_{10} \frac{255^2}{\mathrm{MSE}_{255}}\ \mathrm{dB}")
+st.latex(r"\mathrm{MSE}_{255} = 5 \;\Rightarrow\; \mathrm{PSNR} = 10 \log_{10} \frac{65\,025}{5} "
+         r"\approx 41.1\ \mathrm{dB}")
+st.markdown(
+    "The seed paper's *MSE of about 5* is on the 0-255 scale: each pixel value is off by about 2 of 255 on "
+    "average, about **41 dB**, invisible to the eye. The app calls a photo **leaked at 30 dB** and above. "
+    "**SSIM** (structural similarity) compares local patterns of brightness and contrast: 1 is identical, "
+    "0 is unrelated."
+)
+st.dataframe(explain.psnr_table(), hide_index=True, width="stretch",
+             column_config={"MSE on [0, 1]": st.column_config.NumberColumn(format="%.2e")})
+
+st.header("Read more", divider="red")
+st.markdown(
+    "- **The seed paper:** Mu, *Deep leakage from gradients*, arXiv:2301.02621, 2023. "
+    "[arxiv.org/abs/2301.02621](https://arxiv.org/abs/2301.02621)\n"
+    "- Zhu, Liu & Han, *Deep Leakage from Gradients*, NeurIPS 2019: the attack by gradient matching (DLG). "
+    "[arxiv.org/abs/1906.08935](https://arxiv.org/abs/1906.08935)\n"
+    "- Zhao, Mopuri & Bilen, *iDLG: Improved Deep Leakage from Gradients*, 2020: the label trick. "
+    "[arxiv.org/abs/2001.02610](https://arxiv.org/abs/2001.02610)\n"
+    "- Geiping, Bauermeister, Dröge & Moeller, *Inverting Gradients: How easy is it to break privacy in "
+    "federated learning?*, NeurIPS 2020: cosine distance and image priors, larger photos and networks. "
+    "[arxiv.org/abs/2003.14053](https://arxiv.org/abs/2003.14053)\n"
+    "- McMahan et al., *Communication-Efficient Learning of Deep Networks from Decentralized Data*, AISTATS "
+    "2017: federated learning (FedSGD, FedAvg). [arxiv.org/abs/1602.05629](https://arxiv.org/abs/1602.05629)"
+)

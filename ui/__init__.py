@@ -1,0 +1,15 @@
+"""Reusable Streamlit pieces of the app; the pages in ``pages/`` only lay them out and word them.
+
+- ``ui.pictures``: crisp upscaling and the per-pixel error heat map (numpy only)
+- ``ui.history``: one run's history in session state: every snapshot's metrics, up to 300 frames
+- ``ui.photo``: the private photo: sample gallery, upload, webcam, and the client's view of it
+- ``ui.settings``: the attack's settings, with defaults from ``dlg_core.config.DEFAULT``
+- ``ui.link``: shareable links (a run's settings and a bundled sample's name in the URL)
+- ``ui.charts``: the plotly figures
+- ``ui.attack_view``: Run/Stop, the live attack view, the replay, the summary, downloads and the share link
+- ``ui.explain``: the "How it works" page's live label chart and diagram
+- ``ui.style``: page-wide look (crisp pixels, spacing)
+
+Import direction: pages -> ui -> dlg_core. Nothing derived from a user's upload is ever cached, written to
+disk, logged or put in a URL: it lives in that user's session state only.
+"""

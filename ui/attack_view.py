@@ -1,0 +1,357 @@
+"""Run, watch, replay: the live attack view, its charts, the run's summary, the downloads and the share link.
+
+The attack runs inside the page's own script run, no threads: each snapshot is appended to the RunHistory
+in session state as it arrives, and the screen is redrawn at most ``REDRAW_HZ`` times a second (redraws
+are skipped, snapshots never). Pressing Stop makes Streamlit rerun the page, which interrupts this loop at
+its next redraw; the new script run finds the history still marked "running", marks it stopped and shows
+everything it reached. At most one attack per CPU core runs at a time in a server process (dlg_core.slots);
+a run beyond that waits in a queue, with its place shown.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import streamlit as st
+
+from dlg_core.config import DEFAULT, AttackConfig
+from dlg_core.errors import BadInputError
+from dlg_core.export import config_to_json, frames_to_gif, history_to_csv
+from dlg_core.images import SAMPLES
+from dlg_core.metrics import SUCCESS_PSNR
+from dlg_core.run import AttackRun
+from dlg_core.slots import RunSlots
+
+from . import charts, link
+from .history import Frame, RunHistory
+from .photo import Photo, sample_tensor
+from .pictures import DISPLAY_PX, ERROR_VMAX, error_map, upscale
+from .settings import class_name
+
+KEY_HISTORY = "run_history"
+KEY_RUNS = "run_count"
+REDRAW_HZ = 10  # live image redraws per second at most
+CHART_HZ = 3  # live chart redraws per second at most
+STATUS_TEXT = {
+    "running": "Running",
+    "ok": "Finished",
+    "stopped": "Stopped",
+    "timeout": "Out of time",
+    "diverged": "Diverged",
+}
+
+
+@st.cache_resource(show_spinner="Warming up the attacker (once per server)...")
+def warm_up() -> bool:
+    """Pay PyTorch's one-off costs (first L-BFGS step, SSIM's imports: about 1 s) before anyone presses Run."""
+    first = SAMPLES[0]
+    config = DEFAULT.replace(steps=1, size=16)
+    for _ in AttackRun(config, sample_tensor(first.name, 16), (first.label % config.classes,)):
+        pass
+    return True
+
+
+@st.cache_resource(show_spinner=False)
+def run_slots() -> RunSlots:
+    """One queue per server process, shared by every visitor: a classroom must not oversubscribe the CPUs."""
+    return RunSlots()
+
+
+def current_history() -> RunHistory | None:
+    return st.session_state.get(KEY_HISTORY)
+
+
+def settle_interrupted_run() -> None:
+    """A history still "running" when the page starts was interrupted (Stop, or another click): keep it."""
+    history = current_history()
+    if history is not None and history.running:
+        history.stop("Interrupted when the page changed during the run: everything reached so far is kept.")
+
+
+def _stop_clicked() -> None:
+    history = current_history()
+    if history is not None:
+        history.stop()
+
+
+def run_controls(ready: bool, autorun: bool = False) -> bool:
+    """The Run and Stop buttons; returns True when an attack should start in this script run."""
+    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+        pressed = st.button("Run the attack", key="run", type="primary", icon=":material/play_arrow:",
+                            disabled=not ready, help="The client computes its gradient; the attacker starts "
+                                                     "from it alone.")
+        start = ready and (pressed or autorun)
+        if pressed:
+            link.clear_link_messages()  # a new run of the user's own: the link's note has served
+        st.button("Stop", key="stop", icon=":material/stop:", disabled=not start, on_click=_stop_clicked,
+                  help="End the attack now and keep what it reached.")
+    return start
+
+
+# ---------------------------------------------------------------------------------------------------- pieces
+
+
+def client_panel(history: RunHistory) -> None:
+    """What leaves the client: the size and strength of its shared gradient (and the weak-signal warning)."""
+    size = history.config.size
+    grid = st.grid(4, min_column_width=160, gap="small")
+    grid.metric("Shared numbers", f"{history.gradient_numel:,}", border=True,
+                help="One gradient value per weight of the shared model: the whole update sent to the server.")
+    grid.metric("Pixel unknowns", f"{3 * size * size:,}", border=True,
+                help=f"The private photo: {size} x {size} pixels x 3 colours, all the attacker must recover.")
+    grid.metric("Gradient norm", f"{history.gradient_norm:.3g}", border=True,
+                help="Its overall size. Near zero, the update carries no information to recover.")
+    grid.metric(f"Belief in '{class_name(history.label_true[0])}'",
+                f"{100 * history.victim_true_probability:.1f}%", border=True,
+                help="The shared model's probability for the true label. Near 100% the gradient is tiny and "
+                     "carries almost nothing.")
+    if history.warning:
+        st.warning(history.warning, icon=":material/warning:")
+
+
+def _image(slot, picture: np.ndarray, caption: str) -> None:
+    slot.image(upscale(picture, DISPLAY_PX), caption=caption, width="stretch", output_format="PNG")
+
+
+class FrameView:
+    """Original | reconstruction | error map, and beside them the attacker's label guess.
+
+    Built once with placeholders, then ``show(frame)`` redraws only what changes (the live loop calls it
+    several times a second). The three pictures stay side by side even on a phone.
+    """
+
+    def __init__(self, history: RunHistory, key: str):
+        self.history = history
+        pictures, side = st.columns([3, 1], gap="medium", vertical_alignment="center")
+        # A grid keeps the three side by side down to a phone's width (columns would stack or scroll).
+        cells = pictures.container(key=f"pixels_{key}").grid(3, min_column_width=90, gap="small")
+        _image(cells.container(), history.original, "Private photo (never sent)")
+        self.recon = cells.container(key=f"{key}_recon").empty()
+        self.error = cells.container().empty()
+        self.label = side.empty()
+
+    def show(self, frame: Frame, with_label: bool = True) -> None:
+        _image(self.recon, frame.image, f"Reconstruction, step {frame.step}")
+        _image(self.error, error_map(frame.image, self.history.original),
+               f"Error: black exact, yellow {ERROR_VMAX:.0%}+ off")
+        if with_label:
+            label_guess_view(frame, self.history, self.label)
+
+
+def label_guess_view(frame: Frame, history: RunHistory, slot=None) -> None:
+    """The attacker's label guess with its probabilities (the top few of many classes)."""
+    box = (slot or st).container()
+    guess, p = frame.label_probs[0]
+    right = guess == history.label_true[0]
+    how = ("read off the last layer's gradient before the first step (iDLG)" if history.config.attack == "idlg"
+           else "optimised together with the photo (DLG)")
+    box.markdown(f"**Attacker's label guess**  \n:material/{'check_circle' if right else 'cancel'}: "
+                 f"**{class_name(guess)}**, {'right' if right else 'wrong'}")
+    for index, prob in frame.label_probs[:3]:
+        box.progress(min(max(prob, 0.0), 1.0), text=f"{class_name(index)}: {100 * prob:.1f}%")
+    box.caption(f"The label was {how}.")
+
+
+def number(x: float) -> str:
+    """A metric for people: 1,672 / 3.07 / 0.0257 / 4.72e-05."""
+    if x >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.3g}" if x >= 1e-3 else f"{x:.2e}"
+
+
+def progress_line(history: RunHistory, slot=None) -> None:
+    row = history.last_row
+    if row is None:
+        return
+    steps = history.config.steps
+    (slot or st).progress(
+        min(row["step"] / steps, 1.0),
+        text=f"Step {row['step']} of {steps} · {row['seconds']:.1f} s · PSNR {row['psnr']:.1f} dB · "
+             f"MSE {number(row['mse_255'])} on 0-255 · {row['evals']:,} gradient evaluations")
+
+
+class LiveCharts:
+    """The three growing charts; the figures are built once and only their data change on each redraw."""
+
+    def __init__(self, log_axis: bool = True, scale_255: bool = True):
+        self.figures = [charts.mse_figure([], log_axis, scale_255), charts.psnr_figure([]),
+                        charts.distance_figure([])]
+        self.keys = ["mse_255" if scale_255 else "mse", "psnr", "gradient_distance"]
+        cols = st.container(key="live_charts").columns(3, gap="small")
+        self.slots = [col.empty() for col in cols]
+        self.redraws = 0
+
+    def draw(self, rows: list[dict]) -> None:
+        steps = [r["step"] for r in rows]
+        self.redraws += 1
+        for fig, key, slot, name in zip(self.figures, self.keys, self.slots, ("mse", "psnr", "distance"), strict=True):
+            values = [r[key] for r in rows]
+            if key == "psnr":
+                values = [min(v, 99.0) for v in values]  # an exact copy has infinite PSNR
+            fig.data[0].x, fig.data[0].y = steps, values
+            # A fresh key per redraw: identical redraws must not look like duplicate elements.
+            slot.plotly_chart(fig, key=f"live_{name}_{self.redraws}", config={"displayModeBar": False})
+
+
+# ---------------------------------------------------------------------------------------------------- live run
+
+
+def live_attack_view(photo: Photo, config: AttackConfig, label: int) -> None:
+    """Compute the client's update, then animate the attacker, storing every snapshot as it comes."""
+    try:
+        with st.spinner("The client computes its gradient..."):
+            run = AttackRun(config, photo.tensor(config.size), (label,))
+    except BadInputError as err:
+        st.error(str(err), icon=":material/error:")
+        return
+    st.session_state[KEY_RUNS] = st.session_state.get(KEY_RUNS, 0) + 1
+    history = RunHistory.start(st.session_state[KEY_RUNS], run, photo.title, photo.sample)
+    st.session_state[KEY_HISTORY] = history
+    # The address bar becomes this run's shareable link (a user's own photo is never named in it).
+    st.query_params.from_dict(link.link_params(config, photo.sample, label))
+
+    client_panel(history)
+    queue_slot = st.empty()
+    progress_slot = st.empty()
+    view = FrameView(history, "live")
+    live_charts = LiveCharts()
+
+    def keep_waiting(position: int) -> bool:
+        # Drawing here is also where a Stop press interrupts a run still waiting in the queue.
+        queue_slot.info(f"Every attack slot on this server is busy: yours is number {position} in the queue "
+                        "and starts by itself.", icon=":material/hourglass_top:")
+        return True
+
+    # At most one attack per CPU core at a time in this server process (dlg_core.slots); the slot is
+    # given back however the loop ends, a Stop press included.
+    with run_slots().hold(keep_waiting):
+        queue_slot.empty()
+        # Images and the progress line at REDRAW_HZ; the charts (dearer to build and to render) less often.
+        last_frame = last_chart = 0.0
+        for snap in run:
+            frame = history.add(snap)
+            now = time.perf_counter()
+            if now - last_frame >= 1 / REDRAW_HZ:
+                last_frame = now
+                progress_line(history, progress_slot)
+                view.show(frame, with_label=False)
+            if now - last_chart >= 1 / CHART_HZ:
+                last_chart = now
+                label_guess_view(frame, history, view.label)
+                live_charts.draw(history.rows)
+    assert run.result is not None
+    history.finish(run.result)
+    st.rerun()  # the finished run is shown by the results view, with its replay slider
+
+
+# ---------------------------------------------------------------------------------------------------- results
+
+
+@st.fragment
+def replay_view(history: RunHistory) -> None:
+    """Replay any stored frame; a fragment, so moving the slider redraws only this part of the page."""
+    if not history.frames:
+        st.info("This run was stopped before its first step.", icon=":material/hourglass_disabled:")
+        return
+    steps = [f.step for f in history.frames]
+    step = steps[-1]
+    if len(steps) > 1:
+        step = st.select_slider("Replay the attack: step", steps, value=steps[-1], key=f"replay_{history.run_id}",
+                                help="Every stored frame of this run (up to 300, evenly spaced).")
+    frame = history.frames[history.frame_index_at(step)]
+    row = history.row_at(frame.step)
+    FrameView(history, f"replay_{history.run_id}").show(frame)
+    if row is not None:
+        st.caption(f"At step {row['step']}: PSNR {row['psnr']:.1f} dB · MSE {number(row['mse_255'])} on 0-255 · "
+                   f"SSIM {row['ssim']:.3f} · {row['seconds']:.1f} s · {row['evals']:,} gradient evaluations")
+    metric_charts(history, marker_step=frame.step)
+
+
+def metric_charts(history: RunHistory, marker_step: int | None = None) -> None:
+    """MSE (log or linear axis, 0-255 or [0, 1]), PSNR and gradient distance against the step."""
+    with st.container(horizontal=True, gap="medium", vertical_alignment="center"):
+        axis = st.segmented_control("MSE axis", ["log", "linear"], default="log", required=True,
+                                    key="mse_axis", persist_state="session")
+        scale = st.segmented_control("MSE scale", ["0-255", "[0, 1]"], default="0-255", required=True,
+                                     key="mse_scale", persist_state="session")
+    cols = st.columns(3, gap="small")
+    cols[0].plotly_chart(charts.mse_figure(history.rows, axis == "log", scale == "0-255", marker_step),
+                         config={"displayModeBar": False})
+    cols[1].plotly_chart(charts.psnr_figure(history.rows, marker_step), config={"displayModeBar": False})
+    cols[2].plotly_chart(charts.distance_figure(history.rows, marker_step), config={"displayModeBar": False})
+
+
+def run_summary(history: RunHistory) -> None:
+    """Status, the final image metrics, the label verdict and the cost of the run."""
+    row = history.last_row
+    if row is None:
+        st.info("The run stopped before its first step.")
+        return
+    if history.leaked:
+        st.success(f"**The photo leaked.** From the gradient alone the attacker rebuilt it to "
+                   f"{row['psnr']:.1f} dB (30 dB and above looks the same to the eye).", icon=":material/lock_open:")
+    elif history.status == "stopped":
+        st.info(f"**Stopped at step {row['step']}**, at {row['psnr']:.1f} dB so far ({SUCCESS_PSNR:g} dB counts as "
+                "leaked). Replay it below, or press Run to start again.", icon=":material/pause_circle:")
+    else:
+        st.warning(f"**Not rebuilt this time:** {row['psnr']:.1f} dB, below the {SUCCESS_PSNR:g} dB line. "
+                   "Try more steps, another seed, the CNN victim or a smaller resolution.", icon=":material/lock:")
+    status = STATUS_TEXT.get(history.status, history.status)
+    st.caption(f"Status: **{status}**" + (f": {history.message}" if history.message else ""))
+    correct = history.label_correct
+    to_30 = history.seconds_to_success
+    grid = st.grid(4, min_column_width=150, gap="small")
+    grid.metric("MSE on 0-255", number(row["mse_255"]), border=True,
+                help="Mean squared error per pixel value, on the 0-255 scale the seed paper reports.")
+    grid.metric("MSE on [0, 1]", number(row["mse"]), border=True, help="The same error with pixels in [0, 1].")
+    grid.metric("PSNR", f"{row['psnr']:.1f} dB", border=True,
+                help="10 log10(255² / MSE): 30 dB and above is a faithful copy.")
+    grid.metric("SSIM", f"{row['ssim']:.3f}", border=True, help="Structural similarity: 1 is identical.")
+    grid.metric("Label", "correct" if correct else "wrong", border=True,
+                help=f"Guess {class_name(row['label_guess'][0])}, truth {class_name(history.label_true[0])}.")
+    grid.metric("Time", f"{row['seconds']:.1f} s", border=True,
+                help="Wall time of the attack" + (f"; 30 dB reached at {to_30:.1f} s." if to_30 else "."))
+    grid.metric("Evaluations", f"{row['evals']:,}", border=True,
+                help="Gradient evaluations: each is one forward, backward and double-backward pass through the "
+                     "shared model.")
+    grid.metric("Steps", f"{row['step']:,} of {history.config.steps:,}", border=True,
+                help="L-BFGS steps taken; the attack stops early once it has converged.")
+
+
+def _file_stem(history: RunHistory) -> str:
+    return f"dlg_{history.sample or 'own_photo'}_{history.config.attack}_{history.config.size}px"
+
+
+def _gif(history: RunHistory) -> bytes:
+    # Original beside reconstruction, so that the GIF tells the story on a slide by itself.
+    gap = np.full((history.original.shape[0], 2, 3), 255, np.uint8)
+    frames = [np.concatenate([history.original, gap, f.image], axis=1) for f in history.frames]
+    return frames_to_gif(frames, ms_per_frame=80, scale=max(2, DISPLAY_PX // history.config.size))
+
+
+def downloads(history: RunHistory) -> None:
+    """The animation (GIF), the metric history (CSV) and the run's config (JSON), all built in memory."""
+    if not history.frames:
+        return
+    stem = _file_stem(history)
+    with st.container(horizontal=True, gap="small"):
+        st.download_button("Animation (GIF)", lambda: _gif(history), f"{stem}.gif", "image/gif",
+                           icon=":material/animation:", on_click="ignore", key=f"gif_{history.run_id}")
+        st.download_button("Metric history (CSV)", history_to_csv(history.rows), f"{stem}.csv", "text/csv",
+                           icon=":material/table_chart:", on_click="ignore", key=f"csv_{history.run_id}")
+        st.download_button("Config (JSON)", config_to_json(history.config), f"{stem}.json", "application/json",
+                           icon=":material/data_object:", on_click="ignore", key=f"json_{history.run_id}")
+
+
+def share_box(history: RunHistory) -> None:
+    """The link that reproduces this run: the sample's name and the settings, never a user's own photo."""
+    url = link.share_url(link.link_params(history.config, history.sample, history.label_true[0]))
+    st.code(url, language=None, wrap_lines=True)
+    if history.sample:
+        st.caption("Opening this link restores the photo and the settings and replays the run: same seed, "
+                   "same victim, same result.")
+    else:
+        st.caption("Your own photo is never put in a link: this one carries only the settings, and whoever "
+                   "opens it picks a photo of their own.")
+

@@ -1,0 +1,110 @@
+"""Shareable links: a run's settings, and a bundled sample's name, in the URL's query parameters.
+
+A link carries ``sample=<name>``, ``label=<n>`` when the true label is not the sample's own animal, and the
+settings that differ from the defaults (``AttackConfig.to_query_params``). A user's own photo is never put
+in a link: its link carries the settings alone. Opening a link restores all of that and replays the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
+
+import streamlit as st
+
+from dlg_core.config import AttackConfig
+from dlg_core.errors import BadInputError
+from dlg_core.images import sample
+
+from . import photo, settings
+
+KEY_READ = "link_read"
+KEY_ERROR = "link_error"
+KEY_NOTE = "link_note"
+FALLBACK_URL = "http://localhost:8501/"
+
+
+@dataclass(frozen=True)
+class SharedLink:
+    sample: str | None
+    label: int | None
+    config: AttackConfig
+
+
+def parse_link(params: Mapping[str, str]) -> SharedLink | None:
+    """The link's content, or None for a plain URL; raises BadInputError for anything it refuses."""
+    params = dict(params)
+    if not params:
+        return None
+    sample_name = params.pop("sample", None)
+    label_text = params.pop("label", None)
+    config = AttackConfig.from_query_params(params)
+    if sample_name is not None:
+        sample(sample_name)  # an unknown name raises BadInputError, listing the known ones
+    label = None
+    if label_text is not None:
+        try:
+            label = int(label_text)
+        except ValueError:
+            raise BadInputError(f"The link's label {label_text!r} is not a whole number.") from None
+        if not 0 <= label < config.classes:
+            raise BadInputError(f"The link's label must be between 0 and {config.classes - 1} for "
+                                f"{config.classes} classes, not {label}.")
+    return SharedLink(sample_name, label, config)
+
+
+def link_params(config: AttackConfig, sample_name: str | None, label: int) -> dict[str, str]:
+    """The query parameters that reproduce a run; only a bundled sample is named, never a user's photo."""
+    params: dict[str, str] = {}
+    if sample_name is not None:
+        params["sample"] = sample_name
+        if label != sample(sample_name).label:
+            params["label"] = str(label)
+    params.update(config.to_query_params())
+    return params
+
+
+def share_url(params: Mapping[str, str]) -> str:
+    base = (st.context.url or FALLBACK_URL).split("?")[0].split("#")[0]
+    if urlsplit(base).path == "":
+        base += "/"
+    return f"{base}?{urlencode(params)}" if params else base
+
+
+def apply_shared_link() -> bool:
+    """Once per session, restore a link the page was opened with. Returns True if its run should replay now."""
+    if st.session_state.get(KEY_READ):
+        return False
+    st.session_state[KEY_READ] = True
+    try:
+        link = parse_link(st.query_params.to_dict())
+    except BadInputError as err:
+        st.session_state[KEY_ERROR] = f"This link's settings could not be used, so the defaults are shown. {err}"
+        return False
+    if link is None:
+        return False
+    settings.init_state(link.config, force=True)
+    if link.sample is not None:
+        photo.select_sample(link.sample)
+    if link.label is not None:
+        st.session_state[settings.KEY_LABEL] = link.label
+    if link.sample is None:
+        st.session_state[KEY_NOTE] = ("This link carries the settings of a run on the sender's own photo; "
+                                      "that photo is never shared. Pick a photo and press Run.")
+        return False
+    st.session_state[KEY_NOTE] = "Opened from a shared link: its photo and settings are restored and its run replays."
+    return True
+
+
+def link_messages() -> None:
+    """The outcome of opening a link, shown until the next run starts."""
+    if st.session_state.get(KEY_ERROR):
+        st.error(st.session_state[KEY_ERROR], icon=":material/link_off:")
+    if st.session_state.get(KEY_NOTE):
+        st.info(st.session_state[KEY_NOTE], icon=":material/link:")
+
+
+def clear_link_messages() -> None:
+    st.session_state.pop(KEY_ERROR, None)
+    st.session_state.pop(KEY_NOTE, None)

@@ -1,0 +1,174 @@
+"""The attack's settings: one widget per AttackConfig field, defaults always read from ``dlg_core.config.DEFAULT``.
+
+The widgets keep their values in session state under ``cfg_*`` keys (persisted across pages), so that a
+shared link can fill them in and the "How it works" page can read the current choice.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dlg_core import config as cfg
+from dlg_core import limits
+from dlg_core.config import DEFAULT, AttackConfig
+from dlg_core.errors import BadInputError
+from dlg_core.images import CLASS_NAMES, SAMPLES
+
+# Session-state key of each exposed AttackConfig field; the rest (device) come from KEY_BASE.
+FIELD_KEYS = {name: f"cfg_{name}" for name in (
+    "model", "attack", "size", "classes", "steps", "seed", "distance", "init", "lr", "max_iter", "history_size",
+    "line_search", "lbfgs", "precision", "threads", "max_seconds", "redraw_weak_victim") if hasattr(DEFAULT, name)}
+KEY_LABEL = "cfg_label"
+KEY_LARGE = "cfg_large_images"
+KEY_BASE = "cfg_base"  # the config the widgets start from: DEFAULT, or a shared link's
+SMALL_SIZES = (16, 24, 32, 40, 48, 56, 64)
+LARGE_SIZES = (80, 96, 112, 128)
+PERSIST = "session"  # widget values survive a visit to the other page
+
+MODEL_LABELS = {"lenet": "LeNet (DLG's victim)", "cnn": "CNN (the seed paper's kind)",
+                "mlp": "MLP (fully connected)"}
+ATTACK_LABELS = {"dlg": "DLG (Zhu et al. 2019)", "idlg": "iDLG (Zhao et al. 2020)"}
+DISTANCE_LABELS = {"l2": "L2, squared (the papers')", "nl2": "L2, normalised", "cosine": "Cosine (Geiping et al.)"}
+INIT_LABELS = {"grey": "mid-grey", "normal": "random normal (DLG's)", "uniform": "random uniform"}
+
+
+def _label(names: dict[str, str]):
+    """A readable name for a choice; a choice dlg_core adds later shows under its own name."""
+    return lambda value: names.get(value, value)
+
+
+def class_name(index: int) -> str:
+    return CLASS_NAMES[index] if index < len(CLASS_NAMES) else f"class {index}"
+
+
+def init_state(base: AttackConfig | None = None, force: bool = False) -> None:
+    """Give every setting widget its starting value (once per session, or again when ``force``)."""
+    if base is not None or KEY_BASE not in st.session_state:
+        st.session_state[KEY_BASE] = base or DEFAULT
+    base = st.session_state[KEY_BASE]
+    for name, key in FIELD_KEYS.items():
+        if force or key not in st.session_state:
+            st.session_state[key] = getattr(base, name)
+    if force or KEY_LARGE not in st.session_state:
+        st.session_state[KEY_LARGE] = st.session_state[FIELD_KEYS["size"]] > SMALL_SIZES[-1]
+    st.session_state.setdefault(KEY_LABEL, SAMPLES[0].label)
+
+
+def reset_to_defaults() -> None:
+    init_state(DEFAULT, force=True)
+
+
+def current_size() -> int:
+    init_state()
+    return int(st.session_state[FIELD_KEYS["size"]])
+
+
+def current_label() -> int:
+    init_state()
+    return int(st.session_state[KEY_LABEL])
+
+
+def current_config() -> AttackConfig:
+    """The config the widgets describe now (also readable from another page)."""
+    init_state()
+    values = {name: st.session_state[key] for name, key in FIELD_KEYS.items()}
+    values["size"] = int(values["size"])
+    return st.session_state[KEY_BASE].replace(**values)
+
+
+def _on_large_toggle() -> None:
+    if not st.session_state[KEY_LARGE] and st.session_state[FIELD_KEYS["size"]] > SMALL_SIZES[-1]:
+        st.session_state[FIELD_KEYS["size"]] = SMALL_SIZES[-1]
+
+
+def _size_options() -> list[int]:
+    sizes = set(SMALL_SIZES) | (set(LARGE_SIZES) if st.session_state[KEY_LARGE] else set())
+    sizes.add(int(st.session_state[FIELD_KEYS["size"]]))  # a shared link may carry any size from 16 to 128
+    return sorted(sizes)
+
+
+def _main_settings() -> None:
+    k = FIELD_KEYS
+    grid = st.grid(4, min_column_width=210, gap="medium")
+    with grid:
+        st.selectbox("Victim model", cfg.MODEL_NAMES, key=k["model"], format_func=_label(MODEL_LABELS),
+                     persist_state=PERSIST,
+                     help="The shared model every client trains; the server sent it, so the attacker knows "
+                          "all its weights.")
+        st.selectbox("Attack", cfg.ATTACK_NAMES, key=k["attack"], format_func=_label(ATTACK_LABELS),
+                     persist_state=PERSIST,
+                     help="DLG guesses photo and label together; iDLG first reads the label off the last "
+                          "layer's gradient, then rebuilds only the photo.")
+        st.selectbox("Gradient distance", cfg.DISTANCE_NAMES, key=k["distance"], format_func=_label(DISTANCE_LABELS),
+                     persist_state=PERSIST,
+                     help="How the attacker scores the mismatch between its guess's gradient and the "
+                          "gradient the client shared.")
+        st.number_input("Seed", 0, 2**31 - 1, step=1, key=k["seed"], persist_state=PERSIST,
+                        help="Draws the shared model's starting weights and the attacker's start: the same "
+                             "seed replays the same run.")
+        st.select_slider("Resolution (pixels per side)", _size_options(), key=k["size"], persist_state=PERSIST,
+                         help="Size of the client's training photo: more pixels are more unknowns for the "
+                              "attacker to recover from the same gradient.")
+        st.number_input("Number of classes", 2, limits.MAX_CLASSES, step=1, key=k["classes"],
+                        persist_state=PERSIST,
+                        help="Outputs of the shared model (2 = cat/dog); the last layer has one gradient row "
+                             "per class.")
+        classes = int(st.session_state[k["classes"]])
+        if st.session_state[KEY_LABEL] >= classes:  # fewer classes than the label: fall back to the first
+            st.session_state[KEY_LABEL] = 0
+        st.selectbox("True label", range(classes), key=KEY_LABEL, format_func=class_name, persist_state=PERSIST,
+                     help="The label the client trains this photo with: private, yet written into its "
+                          "gradient.")
+        st.number_input("Attack steps", 1, limits.MAX_STEPS, step=50, key=k["steps"], persist_state=PERSIST,
+                        help="Optimisation steps the attacker may take on the one gradient it intercepted "
+                             "(it stops early when it has converged).")
+
+
+def _advanced_settings() -> None:
+    k = FIELD_KEYS
+    with st.expander("Advanced settings", icon=":material/tune:"):
+        grid = st.grid(4, min_column_width=210, gap="medium")
+        with grid:
+            st.toggle(f"Allow larger photos (up to {limits.MAX_SIZE} px)", key=KEY_LARGE, on_change=_on_large_toggle,
+                      persist_state=PERSIST,
+                      help="Bigger training photos; LeNet's gradient is then too small to pin every pixel "
+                           "down (try the CNN).")
+            st.selectbox("Attacker's starting image", cfg.INIT_NAMES, key=k["init"], format_func=_label(INIT_LABELS),
+                         persist_state=PERSIST,
+                         help="What the attacker's dummy photo looks like before the first step.")
+            st.number_input("Learning rate", 1e-6, 1e3, key=k["lr"], format="%g", step=0.1, persist_state=PERSIST,
+                            help="Step size of the attacker's L-BFGS optimiser; halved on each restart.")
+            st.number_input("Evaluations per step", 1, 100, step=1, key=k["max_iter"], persist_state=PERSIST,
+                            help="Gradient evaluations L-BFGS may spend on one step (PyTorch's max_iter).")
+            st.number_input("L-BFGS memory", 1, 1000, step=10, key=k["history_size"], persist_state=PERSIST,
+                            help="How many past steps L-BFGS remembers to model the curvature.")
+            st.selectbox("Line search", cfg.LINE_SEARCHES, key=k["line_search"], persist_state=PERSIST,
+                         help="'strong_wolfe' checks each step before taking it: steadier, slower.")
+            if "lbfgs" in k:
+                st.selectbox("L-BFGS implementation", getattr(cfg, "LBFGS_IMPLEMENTATIONS", (DEFAULT.lbfgs,)),
+                             key=k["lbfgs"], persist_state=PERSIST,
+                             help="'pytorch' is torch.optim.LBFGS as the papers used it; 'compact' is this "
+                                  "project's leaner one.")
+            st.selectbox("Precision", cfg.PRECISIONS, key=k["precision"], persist_state=PERSIST,
+                         help="Number format of the attacker's optimisation.")
+            st.number_input("CPU threads", 1, 8, step=1, key=k["threads"], persist_state=PERSIST,
+                            help="Torch threads for this run; one is often fastest for these tiny models.")
+            st.number_input("Time budget (seconds)", 0.1, limits.MAX_SECONDS, step=5.0, key=k["max_seconds"],
+                            format="%g", persist_state=PERSIST,
+                            help="The attacker gives up after this much wall time.")
+            st.toggle("Re-draw a victim that leaks nothing", key=k["redraw_weak_victim"], persist_state=PERSIST,
+                      help="A freshly drawn model can be so sure of its answer that its gradient is almost "
+                           "zero; re-draw its weights then.")
+        st.button("Reset every setting to its default", icon=":material/restart_alt:", on_click=reset_to_defaults)
+
+
+def settings_panel() -> AttackConfig | None:
+    """The setting widgets; returns the config they describe, or None (with an error shown) if it is invalid."""
+    init_state()
+    _main_settings()
+    _advanced_settings()
+    try:
+        return current_config()
+    except BadInputError as err:
+        st.error(str(err), icon=":material/error:")
+        return None
