@@ -107,7 +107,7 @@ def test_idlg_reads_the_label_for_every_model_and_seed(name, classes):
 
 @pytest.mark.parametrize("attack", ["dlg", "idlg"])
 def test_attacks_rebuild_a_bundled_photo_at_32px(attack, chelsea32):
-    config = DEFAULT.replace(attack=attack, classes=100, steps=60)
+    config = DEFAULT.replace(attack=attack, classes=100, steps=200)
     result = run_to_end(config, chelsea32, [17])
     assert result.status == "ok"
     assert result.final.psnr >= 30, result.to_json_dict()
