@@ -4,6 +4,14 @@ In FedSGD (McMahan et al. 2017) a client shares the gradient of its loss on its 
 point is that this gradient is enough to rebuild the batch. The client also checks that its gradient
 carries a signal at all: a randomly drawn 2-class net is often almost certain of its answer, and then the
 gradient is nearly zero and no attack can work; the demo must say so instead of "converging" to noise.
+
+In FedAvg (McMahan et al. 2017) the client first takes a few SGD steps on its batch and shares how far its
+weights moved. Inverting Gradients (Geiping et al. 2020, section 6) showed that this is no protection: the
+server knows the protocol (steps and learning rate), so it can replay the local steps on a candidate batch.
+Here the FedAvg client shares the weight change divided by (local_steps x local_lr): the mean gradient
+along its local trajectory. That is the weight difference up to a constant the server knows anyway, it
+equals the FedSGD gradient exactly when there is one local step, and its size stays comparable to a
+gradient's, so the weak-gradient check below means the same thing for both protocols.
 """
 
 from __future__ import annotations
@@ -13,6 +21,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
+
+from .errors import BadInputError
 
 # The output layer's gradient is (p - y): when the victim is this sure of the right answer, every gradient
 # is scaled down by (1 - p_true) and the attack stalls on a blurred picture (measured: gradient norms below
@@ -23,9 +34,16 @@ WEAK_GRADIENT_NORM = 1e-2  # and whatever the confidence, a gradient this small 
 
 @dataclass(frozen=True)
 class SharedUpdate:
-    """What the server (and so the attacker) receives: one tensor per model parameter, in model order."""
+    """What the server (and so the attacker) receives: one tensor per model parameter, in model order.
+
+    ``local_steps`` and ``local_lr`` are the protocol it was computed under, which the server sets and so
+    knows: FedSGD is one step (the learning rate then plays no part); FedAvg shares the mean gradient of
+    ``local_steps`` SGD steps of size ``local_lr``, that is (w_start - w_end) / (local_steps * local_lr).
+    """
 
     gradients: tuple[torch.Tensor, ...]
+    local_steps: int = 1
+    local_lr: float = 0.0
 
     @property
     def norm(self) -> float:
@@ -76,5 +94,51 @@ def compute_shared_update(model: nn.Module, images: torch.Tensor, labels: torch.
     return ClientReport(
         update=SharedUpdate(tuple(g.detach() for g in gradients)),
         loss=float(loss.detach()),
+        true_label_probability=float(true_prob),
+    )
+
+
+def local_training_update(model: nn.Module, images: torch.Tensor, label_probs: torch.Tensor, local_steps: int,
+                          local_lr: float, create_graph: bool = False) -> tuple[torch.Tensor, ...]:
+    """The mean gradient along ``local_steps`` full-batch SGD steps from the model's current weights.
+
+    It equals (w_start - w_end) / (local_steps * local_lr), summed step by step rather than subtracted at
+    the end: the difference of two nearly equal weight tensors would lose most of float32's digits. The
+    model itself is never modified (the steps run on copies through ``torch.func.functional_call``).
+    With ``create_graph`` the result stays differentiable with respect to ``images``: that is how the
+    attacker replays the client's local training on its candidate batch (Geiping et al. 2020).
+    """
+    if local_steps < 1 or local_lr < 0:
+        raise BadInputError(f"Local training needs at least one step and a learning rate of at least 0, "
+                            f"not {local_steps} steps at {local_lr}.")
+    names = [name for name, p in model.named_parameters() if p.requires_grad]
+    weights = [p for p in model.parameters() if p.requires_grad]
+    total: list[torch.Tensor] | None = None
+    for step in range(local_steps):
+        logits = functional_call(model, dict(zip(names, weights, strict=True)), (images,))
+        gradients = torch.autograd.grad(soft_cross_entropy(logits, label_probs), weights, create_graph=create_graph)
+        total = list(gradients) if total is None else [t + g for t, g in zip(total, gradients, strict=True)]
+        if step + 1 < local_steps:
+            weights = [w - local_lr * g for w, g in zip(weights, gradients, strict=True)]
+            if not create_graph:  # the client needs no history: start each step from plain tensors
+                weights = [w.detach().requires_grad_(True) for w in weights]
+    return tuple(t / local_steps for t in total)
+
+
+def compute_fedavg_update(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, local_steps: int,
+                          local_lr: float) -> ClientReport:
+    """The FedAvg update after ``local_steps`` SGD steps on the whole batch: see ``local_training_update``.
+
+    ``loss`` and ``true_label_probability`` are measured at the starting weights (the model the server
+    sent), as for FedSGD; with ``local_steps=1`` the report equals ``compute_shared_update``'s.
+    """
+    logits = model(images).detach()
+    classes = logits.shape[-1]
+    one_hot = F.one_hot(labels, classes).to(logits.dtype)
+    update = local_training_update(model, images, one_hot, local_steps, local_lr)
+    true_prob = logits.softmax(dim=-1).gather(1, labels.view(-1, 1)).mean()
+    return ClientReport(
+        update=SharedUpdate(tuple(g.detach() for g in update), local_steps=local_steps, local_lr=float(local_lr)),
+        loss=float(F.cross_entropy(logits, labels)),
         true_label_probability=float(true_prob),
     )

@@ -35,15 +35,17 @@ def psnr_from_mse(mse: float) -> float:
 
 def ssim(reconstruction: torch.Tensor, original: torch.Tensor) -> float:
     """Mean structural similarity over the batch (scikit-image, colour channels, data range 1)."""
+    return float(np.mean(ssim_per_image(reconstruction, original)))
+
+
+def ssim_per_image(reconstruction: torch.Tensor, original: torch.Tensor) -> list[float]:
+    """Structural similarity of each image of a batch with its original, in batch order."""
     from skimage.metrics import structural_similarity  # imported lazily: scipy is slow to import
 
     recon = torch.nan_to_num(reconstruction.detach().float().cpu(), nan=0.5).clamp(0, 1).numpy()
     orig = original.detach().float().cpu().numpy()
-    scores = [
-        structural_similarity(orig[i], recon[i], channel_axis=0, data_range=1.0)
-        for i in range(orig.shape[0])
-    ]
-    return float(np.mean(scores))
+    return [float(structural_similarity(orig[i], recon[i], channel_axis=0, data_range=1.0))
+            for i in range(orig.shape[0])]
 
 
 def label_accuracy(guess: tuple[int, ...] | list[int], truth: tuple[int, ...] | list[int]) -> float:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..client import SharedUpdate, soft_cross_entropy
+from ..client import SharedUpdate, local_training_update, soft_cross_entropy
 
 DISTANCES = ("l2", "nl2", "cosine")
 INITS = ("normal", "grey", "uniform")
@@ -41,6 +41,12 @@ class AttackSettings:
     dtype: torch.dtype = torch.float32
     start_image: torch.Tensor | None = None  # restart from here instead of `init` (after a divergence)
     start_label_logits: torch.Tensor | None = None
+    # Inverting Gradients (attacks/inverting.py). Geiping et al. step by 0.1 on images normalised to unit
+    # variance, about 0.03 of our [0, 1] range; 0.03 and the TV weight were also the best measured here.
+    adam_lr: float = 0.03  # Adam's step on the signed gradient: each pixel moves by about this at first
+    tv_weight: float = 1e-2  # weight of the total-variation prior against the cosine distance (0 to 2)
+    restarts: int = 1  # independent starts; `steps` is shared among them and the best is kept
+    lr_decay: bool = True  # step-wise: the learning rate is divided by 10 at 3/8, 5/8 and 7/8 of a restart
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ class Progress:
     label_probs: torch.Tensor  # B x classes, CPU
     gradient_distance: float
     label_logits: torch.Tensor | None = None  # DLG's current dummy label, to restart from
+    restart: int = 0  # which of an attack's restarts the reconstruction comes from (Inverting Gradients)
 
 
 def gradient_distance(candidate: Sequence[torch.Tensor], target: Sequence[torch.Tensor], kind: str) -> torch.Tensor:
@@ -73,8 +80,16 @@ def gradient_distance(candidate: Sequence[torch.Tensor], target: Sequence[torch.
 
 
 def candidate_gradients(model: nn.Module, params: list[torch.Tensor], images: torch.Tensor,
-                        label_probs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The gradient the victim would share for these images and (soft) labels, kept differentiable."""
+                        label_probs: torch.Tensor, local_steps: int = 1,
+                        local_lr: float = 0.0) -> tuple[torch.Tensor, ...]:
+    """The update the victim would share for these images and (soft) labels, kept differentiable.
+
+    With ``local_steps`` > 1 (FedAvg), the client's local SGD steps are replayed on the candidate batch
+    (Geiping et al. 2020), each costing a forward and a backward pass; ``params`` must then be the
+    model's own trainable parameters, which is what every attack here passes.
+    """
+    if local_steps > 1:
+        return local_training_update(model, images, label_probs, local_steps, local_lr, create_graph=True)
     loss = soft_cross_entropy(model(images), label_probs)
     return torch.autograd.grad(loss, params, create_graph=True)
 

@@ -53,7 +53,8 @@ def match_gradients(knowledge: AttackerKnowledge, settings: AttackSettings,
         evals += 1
         for v in variables:
             v.grad = None
-        candidate = candidate_gradients(model, params, image, current_label_probs())
+        candidate = candidate_gradients(model, params, image, current_label_probs(),
+                                        knowledge.shared_update.local_steps, knowledge.shared_update.local_lr)
         distance = gradient_distance(candidate, target, settings.distance)
         distance.backward()
         last_distance = float(distance.detach())
@@ -67,7 +68,8 @@ def match_gradients(knowledge: AttackerKnowledge, settings: AttackSettings,
             reconstruction=image.detach().to("cpu", torch.float32, copy=True),
             label_guess=tuple(int(i) for i in probs.argmax(dim=-1)),
             label_probs=probs.to("cpu", torch.float32, copy=True),
-            gradient_distance=last_distance,  # at the last point evaluated
+            # at the current point when the optimiser knows it, else at the last point evaluated
+            gradient_distance=getattr(optimizer, "current_loss", None) or last_distance,
             label_logits=label_logits.detach().to("cpu", copy=True) if known_labels is None else None,
         )
 
