@@ -34,6 +34,7 @@ class Tally:
     evals_to_30db: list[int] = field(default_factory=list)
     seconds: float = 0.0
     evals: int = 0
+    timeouts: int = 0  # runs cut by the time budget rather than the step budget (a loaded machine shows here)
 
     def summary(self) -> dict[str, Any]:
         hits = len(self.seconds_to_30db)
@@ -44,6 +45,7 @@ class Tally:
             "median_seconds_to_30db": statistics.median(self.seconds_to_30db) if hits else None,
             "median_evals_to_30db": statistics.median(self.evals_to_30db) if hits else None,
             "seconds_per_eval": self.seconds / self.evals if self.evals else None,
+            "timeouts": self.timeouts,
         }
 
 
@@ -51,13 +53,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def bench_run(config: cfg.AttackConfig, image: torch.Tensor, label: int) -> tuple[float | None, int | None, float, int]:
+def bench_run(config: cfg.AttackConfig, image: torch.Tensor, label: int):
     run = AttackRun(config, image, [label])
     for snap in run:
         if snap.psnr >= SUCCESS_PSNR:
             run.stop()
-    r = run.result
-    return r.seconds_to_30db, r.evals_to_30db, r.seconds, r.evals
+    return run.result
 
 
 def first_frame_seconds(size: int = 32) -> float:
@@ -88,14 +89,15 @@ def benchmark(images: list[str], seeds: list[int], large_seeds: list[int], sizes
             budget = max_seconds["textbook" if key == "textbook" and size > 32 else "run"]
             config = base.replace(size=size, seed=seed, threads=threads, steps=steps or base.steps,
                                   max_seconds=budget)
-            hit_s, hit_e, seconds, evals = bench_run(config, image, label)
+            result = bench_run(config, image, label)
             tally = tallies[(size, key)]
             tally.runs += 1
-            tally.seconds += seconds
-            tally.evals += evals
-            if hit_s is not None:
-                tally.seconds_to_30db.append(hit_s)
-                tally.evals_to_30db.append(hit_e)
+            tally.seconds += result.seconds
+            tally.evals += result.evals
+            tally.timeouts += result.status == "timeout"
+            if result.seconds_to_30db is not None:
+                tally.seconds_to_30db.append(result.seconds_to_30db)
+                tally.evals_to_30db.append(result.evals_to_30db)
             peaks[(size, key)] = peak_rss_mb()
             bar.update(1)
     bar.close()
@@ -119,7 +121,8 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def _fmt(x: Any, spec: str) -> str:
-    return "-" if x is None else format(x, spec)
+    width = int("".join(ch for ch in spec.split(".")[0] if ch.isdigit()) or 0)
+    return "-".rjust(width) if x is None else format(x, spec)
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -127,14 +130,14 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"threads={report['threads']} steps={steps} images={len(report['images'])} "
           f"seeds={report['seeds']} (sizes > 32: {report['large_seeds']})")
     print(f"{'size':>4} {'config':<9} {'success':>9} {'med s→30dB':>11} {'med evals':>10} {'ms/eval':>8} "
-          f"{'peak MB':>8}")
+          f"{'peak MB':>8} {'timeouts':>8}")
     for size, entry in report["results"].items():
         for key in CONFIGS:
             e = entry[key]
             print(f"{size:>4} {key:<9} {e['successes']:>3}/{e['runs']:<3} {_fmt(e['success_rate'], '4.0%'):>4} "
                   f"{_fmt(e['median_seconds_to_30db'], '11.2f')} {_fmt(e['median_evals_to_30db'], '10.0f')} "
                   f"{_fmt(e['seconds_per_eval'] and e['seconds_per_eval'] * 1000, '8.2f')} "
-                  f"{e['peak_rss_mb_so_far']:>8.0f}")
+                  f"{e['peak_rss_mb_so_far']:>8.0f} {e.get('timeouts', 0):>8}")
         r = entry["ratio_default_over_textbook"]
         speedup = r["median_seconds_to_30db"]
         print(f"{size:>4} default/textbook: time to 30 dB x{_fmt(speedup, '.3f')}"
