@@ -7,6 +7,7 @@ pages/, their reusable pieces in ui/, and the science in dlg_core/ (which never 
 import streamlit as st
 
 from ui.attack_view import warm_up
+from ui.host import set_up_process
 from ui.style import page_style
 
 st.set_page_config(page_title="Gradient Leakage Lab", page_icon=":material/lock_open:", layout="wide")
@@ -18,5 +19,6 @@ navigation = st.navigation(
     ],
     position="top",
 )
+set_up_process()  # once per server process: one torch thread per run, uploads kept in memory, the janitor
 warm_up()  # once per server process, so that the first Run shows its first frame at once
 navigation.run()

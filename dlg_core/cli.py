@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import bench
+from . import bench, limits
 from . import config as cfg
 from .config import AttackConfig
 from .errors import BadInputError
@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-seconds", type=float, default=d.max_seconds, help="wall-time budget")
     run.add_argument("--textbook", action="store_true",
                      help="start from the DLG paper's settings (N(0,1) start, 100 classes) instead of the app's")
+    run.add_argument("--config", type=Path,
+                     help=f"start from the settings in this JSON file (an AttackConfig, as the app's 'Config (JSON)' "
+                          f"download; at most {limits.MAX_CONFIG_BYTES // 1024} KB); options given here override it")
     run.add_argument("--threads", type=int, default=d.threads, help="torch threads")
     run.add_argument("--device", choices=cfg.DEVICES, default=d.device)
     run.add_argument("--json", type=Path, help="write the result JSON here")
@@ -55,14 +58,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def read_config_file(path: Path) -> AttackConfig:
+    """A config JSON file, read as data only: size-capped before reading, then validated field by field."""
+    try:
+        if not path.is_file():
+            raise BadInputError(f"Config file not found (or not a plain file): {path}")
+        if path.stat().st_size > limits.MAX_CONFIG_BYTES:
+            raise BadInputError(f"{path}: the config is too long: at most {limits.MAX_CONFIG_BYTES // 1024} KB.")
+        with path.open("rb") as file:
+            text = file.read(limits.MAX_CONFIG_BYTES + 1)
+    except OSError as err:
+        raise BadInputError(f"Could not read the config file {path}: {err.strerror}.") from None
+    try:
+        return AttackConfig.from_json(text)
+    except BadInputError as err:
+        raise BadInputError(f"{path}: {err}") from None
+
+
+def _given_options(argv: list[str]) -> set[str]:
+    """The run options named on this command line, whatever their values (abbreviated or --opt=value too)."""
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for action in commands.choices["run"]._actions:
+        action.default = argparse.SUPPRESS  # parsed again without defaults, only what was given remains
+    return set(vars(parser.parse_args(argv)))
+
+
 def config_from_args(args: argparse.Namespace) -> AttackConfig:
-    base = cfg.TEXTBOOK if args.textbook else cfg.DEFAULT
+    config_file = getattr(args, "config", None)
+    if config_file is not None and args.textbook:
+        raise BadInputError("Give --config or --textbook, not both.")
+    base = read_config_file(config_file) if config_file is not None else cfg.TEXTBOOK if args.textbook else cfg.DEFAULT
+    # With --textbook or --config, only the options given on the command line override the preset.
+    given = _given_options(getattr(args, "argv", sys.argv[1:])) if args.textbook or config_file else None
     explicit = {
         name: getattr(args, name)
         for name in ("attack", "model", "size", "classes", "steps", "seed", "distance", "lr", "init",
                      "line_search", "precision", "threads", "device", "max_seconds")
-        # with --textbook, only the options given on the command line override the preset
-        if not args.textbook or f"--{name.replace('_', '-')}" in sys.argv
+        if given is None or name in given
     }
     return base.replace(**explicit)
 
@@ -103,6 +136,7 @@ def command_run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        args.argv = sys.argv[1:] if argv is None else list(argv)
         if args.command == "bench":
             return bench.command_bench(args)
         return command_run(args)

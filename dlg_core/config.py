@@ -67,9 +67,14 @@ class AttackConfig:
         if not isinstance(data, dict):
             raise BadInputError("A config must be a JSON object of settings, like {\"attack\": \"idlg\"}.")
         known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(data) - set(known))
+        unknown = sorted(set(data) - set(known), key=str)
+        for name in unknown:
+            if name in _NOT_SETTINGS:
+                raise BadInputError(_NOT_SETTINGS[name])
         if unknown:
-            raise BadInputError(f"Unknown setting(s) {', '.join(map(str, unknown))}: known are {', '.join(known)}.")
+            shown = ", ".join(_show(name) for name in unknown[:3]) + (f" and {len(unknown) - 3} more"
+                                                                     if len(unknown) > 3 else "")
+            raise BadInputError(f"Unknown setting(s) {shown}: known are {', '.join(known)}.")
         values = {name: _coerce(name, known[name].type, value) for name, value in data.items()}
         return cls(**values)
 
@@ -79,7 +84,7 @@ class AttackConfig:
             raise BadInputError(f"The config is too long: at most {limits.MAX_CONFIG_BYTES // 1024} KB.")
         try:
             data = json.loads(text)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[...]]]] nested too deep
             raise BadInputError("The config is not valid JSON.") from None
         return cls.from_dict(data)
 
@@ -91,12 +96,29 @@ class AttackConfig:
 
     @classmethod
     def from_query_params(cls, params: dict[str, str]) -> AttackConfig:
+        if sum(len(str(k)) + len(str(v)) + 2 for k, v in params.items()) > limits.MAX_CONFIG_BYTES:
+            raise BadInputError(f"The link is too long: its settings may take at most "
+                                f"{limits.MAX_CONFIG_BYTES // 1024} KB.")
         known = {f.name: f for f in fields(cls)}
         data = {name: _from_text(name, known[name].type, value) if name in known else value
                 for name, value in params.items()}
         return cls.from_dict(data)
 
 
+# Keys people put in a config that are not settings, with what to do instead.
+_NOT_SETTINGS = {
+    "batch": f"'batch' is not a setting: a run attacks the photos it is given (one in the app; on the command "
+             f"line --image, repeated, at most {limits.MAX_BATCH}).",
+}
+
+
+def _show(value: Any) -> str:
+    """A value a user sent, for a one-line message: text quoted with its newlines escaped, all of it short."""
+    try:
+        text = f"{value:g}" if isinstance(value, float) else repr(value) if isinstance(value, str) else str(value)
+    except ValueError:  # an int too long to print (Python's digit limit)
+        text = "a number with thousands of digits"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _coerce(name: str, type_name: Any, value: Any) -> Any:
@@ -104,16 +126,16 @@ def _coerce(name: str, type_name: Any, value: Any) -> Any:
     type_name = str(type_name)
     if type_name == "bool":
         if not isinstance(value, bool):
-            raise BadInputError(f"Setting '{name}' must be true or false, not {value!r}.")
+            raise BadInputError(f"Setting '{name}' must be true or false, not {_show(value)}.")
     elif type_name == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise BadInputError(f"Setting '{name}' must be a whole number, not {value!r}.")
+            raise BadInputError(f"Setting '{name}' must be a whole number, not {_show(value)}.")
     elif type_name == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise BadInputError(f"Setting '{name}' must be a finite number, not {value!r}.")
+            raise BadInputError(f"Setting '{name}' must be a finite number, not {_show(value)}.")
         value = float(value)
     elif not isinstance(value, str):
-        raise BadInputError(f"Setting '{name}' must be text, not {value!r}.")
+        raise BadInputError(f"Setting '{name}' must be text, not {_show(value)}.")
     return value
 
 
@@ -133,18 +155,18 @@ def _from_text(name: str, type_name: Any, text: str) -> Any:
         if type_name == "float":
             return float(text)
     except ValueError:
-        raise BadInputError(f"Setting '{name}' has an unreadable value {text!r}.") from None
+        raise BadInputError(f"Setting '{name}' has an unreadable value {_show(text)}.") from None
     return text
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise BadInputError(f"Unknown {name} '{value}': choose one of {', '.join(choices)}.")
+        raise BadInputError(f"Unknown {name} {_show(value)}: choose one of {', '.join(choices)}.")
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:
     if not (low <= value <= high):
-        raise BadInputError(f"Setting '{name}' must be between {low:g} and {high:g}, not {value:g}.")
+        raise BadInputError(f"Setting '{name}' must be between {_show(low)} and {_show(high)}, not {_show(value)}.")
 
 
 def _validate(c: AttackConfig) -> None:

@@ -87,7 +87,11 @@ def _unreadable_message(data: bytes) -> str:
     if data.startswith(b"%PDF"):
         return "PDF documents are not supported here: export the picture as a JPEG or PNG."
     if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
-        return "HEIC/AVIF photos are not supported here: export it as JPEG."
+        if data[8:12] in (b"avif", b"avis") and "AVIF" in Image.OPEN:
+            return ("This AVIF photo could not be decoded here (damaged, or a kind of AVIF this server cannot "
+                    "read): export it as JPEG.")
+        return ("HEIC/HEIF photos (an iPhone's usual format) cannot be read here: export it as JPEG, or set the "
+                "iPhone's Camera > Formats to Most Compatible.")
     return "This file could not be read as an image: is it a JPEG/PNG/WebP/GIF/BMP photo?"
 
 
@@ -144,6 +148,8 @@ def _to_rgb(img: Image.Image, notes: list[str]) -> Image.Image:
         return Image.fromarray(np.round(a).astype(np.uint8)).convert("RGB")
     if img.mode == "CMYK":
         notes.append("CMYK converted to RGB.")
+    if img.mode in ("1", "L", "LA", "La"):
+        notes.append("Black-and-white photo: its grey is copied into red, green and blue.")
     if "A" in img.getbands() or "a" in img.getbands() or "transparency" in img.info:
         rgba = img.convert("RGBA")
         if rgba.getchannel("A").getextrema()[0] < 255:
@@ -181,6 +187,9 @@ def decode_image(source: bytes | str | os.PathLike) -> DecodedImage:
                 img = ImageOps.exif_transpose(img)
                 notes.append("Rotated upright from its EXIF orientation.")
             rgb = _to_rgb(img, notes)
+            # Only the pixels go on: EXIF (a phone's GPS position, its serial number), text chunks and colour
+            # profiles stay behind, so nothing else of the file can reach a screen, a download or a log.
+            rgb.info = {}
     except BadInputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from . import metrics
+from . import limits, metrics
 from .attacks import ATTACKS, AttackerKnowledge, AttackSettings, Progress
 from .client import ClientReport, compute_shared_update
 from .config import AttackConfig
@@ -32,6 +32,18 @@ EXPLODED = 1e6  # a distance this many times the first one means the optimiser h
 # then vanishes and L-BFGS "converges" on a meaningless picture, so we call that a divergence too.
 OUT_OF_BOX = 100.0
 STALL_STEPS = 5  # L-BFGS steps in a row that needed at most one evaluation: converged, stop early
+_thread_cap: int | None = None  # set by cap_threads(): no run in this process may use more torch threads
+
+
+def cap_threads(threads: int) -> None:
+    """Use at most ``threads`` torch threads in this process, whatever a run's config asks for.
+
+    A server that runs many attacks at once calls this once: torch.set_num_threads is process-wide (new
+    threads start from its value), so one run's config must not raise it for everybody else.
+    """
+    global _thread_cap
+    _thread_cap = max(1, int(threads))
+    torch.set_num_threads(_thread_cap)
 
 
 @dataclass(frozen=True)
@@ -175,6 +187,8 @@ class AttackRun:
             raise BadInputError(f"Expected images of shape Bx3x{config.size}x{config.size}, got {tuple(images.shape)}.")
         if len(labels) != images.shape[0]:
             raise BadInputError("Give exactly one label per image.")
+        if images.shape[0] > limits.MAX_BATCH:
+            raise BadInputError(f"A run attacks at most {limits.MAX_BATCH} photos at once, not {images.shape[0]}.")
         if any(not (0 <= x < config.classes) for x in labels):
             raise BadInputError(f"Labels must be between 0 and {config.classes - 1} for {config.classes} classes.")
         self.config = config
@@ -219,7 +233,7 @@ class AttackRun:
 
     def __iter__(self) -> Iterator[Snapshot]:
         c = self.config
-        torch.set_num_threads(c.threads)
+        torch.set_num_threads(c.threads if _thread_cap is None else min(c.threads, _thread_cap))
         torch.manual_seed(c.seed)
         attack = ATTACKS[c.attack]
         started = time.perf_counter()

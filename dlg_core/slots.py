@@ -9,11 +9,12 @@ run leave the queue when its user presses Stop). Plain threading: no Streamlit h
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+from . import limits
 
 
 class LeftQueue(Exception):
@@ -22,7 +23,7 @@ class LeftQueue(Exception):
 
 class RunSlots:
     def __init__(self, slots: int | None = None):
-        self.slots = max(1, slots or os.cpu_count() or 1)
+        self.slots = max(1, slots or limits.RUN_SLOTS)
         self._lock = threading.Condition()
         self._waiting: deque[int] = deque()
         self._running: set[int] = set()

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import attack_view, link, photo, settings
+from ui import attack_view, host, link, photo, settings
 
 autorun = link.apply_shared_link()
 attack_view.settle_interrupted_run()
@@ -26,6 +26,7 @@ config = settings.settings_panel()
 
 st.header("3 · The attack", divider="red")
 start = attack_view.run_controls(ready=chosen is not None and config is not None, autorun=autorun)
+host.limits_panel(attack_view.run_slots().slots)
 history = attack_view.current_history()
 if start:
     attack_view.live_attack_view(chosen, config, settings.current_label())

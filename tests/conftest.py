@@ -1,4 +1,5 @@
-"""Fixtures for the app's tests: AppTest scripts, and a real Streamlit server driven by Playwright + Chromium.
+"""Fixtures for the app's tests: AppTest scripts, and a real Streamlit server driven by Playwright + Chromium
+or by ``TabSession``s (Streamlit's websocket protocol without a browser, for many sessions at once).
 
 The browser fixtures need Debian's Chromium at /usr/bin/chromium. Without it the browser tests SKIP on a
 developer's machine but FAIL when CI=true (CI installs Chromium, so a missing one is a broken CI).
@@ -6,11 +7,13 @@ developer's machine but FAIL when CI=true (CI installs Chromium, so a missing on
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -52,18 +55,20 @@ def _require_chromium() -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def streamlit_server():
-    """`streamlit run app.py` on 127.0.0.1 and a free port; yields its base URL, and always ends it by pid."""
-    _require_chromium()
+@contextlib.contextmanager
+def run_streamlit(*extra_args: str, env: dict[str, str] | None = None, log_name: str = "streamlit-server.log"):
+    """`streamlit run app.py` on 127.0.0.1 and a free port; yields (base URL, process), and always ends it by pid.
+
+    ``extra_args`` are more `streamlit run` options; ``env`` adds environment variables (DLG_RUN_SLOTS, say).
+    """
     port = _free_port()
     ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "streamlit-server.log", "w")  # noqa: SIM115 - closed below
+    log = open(ARTIFACTS / log_name, "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+         "--server.fileWatcherType", "none", *extra_args],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -80,7 +85,7 @@ def streamlit_server():
             if time.monotonic() > deadline:
                 pytest.fail(f"streamlit did not answer /_stcore/health within 90 s: see {log.name}")
             time.sleep(0.3)
-        yield url
+        yield url, process
     finally:
         # Its own process group holds only the server we started: end exactly that, by its id.
         try:
@@ -93,6 +98,27 @@ def streamlit_server():
                 pass
             process.wait(timeout=5)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def streamlit_server():
+    """The app as `streamlit run` serves it, for the browser tests; yields its base URL."""
+    _require_chromium()
+    with run_streamlit() as (url, _):
+        yield url
+
+
+# The crowd tests' server: two run slots whatever the machine's cores (so that eight sessions must queue),
+# and sessions dropped two seconds after their tab closes (so that their clean-up can be watched).
+CROWD_SLOTS = 2
+CROWD_SESSION_TTL = 2
+
+
+@pytest.fixture(scope="session")
+def crowd_server():
+    with run_streamlit("--server.disconnectedSessionTTL", str(CROWD_SESSION_TTL),
+                       env={"DLG_RUN_SLOTS": str(CROWD_SLOTS)}, log_name="crowd-server.log") as (url, process):
+        yield url, process
 
 
 @pytest.fixture(scope="session")
@@ -126,3 +152,115 @@ def pytest_runtest_makereport(item, call):
     if report.when == "call":
         item.rep_call = report
     return report
+
+
+# ---------------------------------------------------------------------------------------------------- sessions
+
+
+class TabSession:
+    """One browser tab as the server sees it, without a browser: Streamlit's websocket protocol, spoken directly.
+
+    It opens a session with a query string (a shared link, which replays its run by itself), records what
+    the page draws as (seconds since open, kind, text) events, can press a button by its key, and can
+    vanish like a closed tab. Light enough to run eight at once on a two-core machine.
+    """
+
+    def __init__(self, base_url: str, query: str = "", name: str = ""):
+        from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: F401 - fail early if the protocol moved
+        from websockets.sync.client import connect
+
+        self.name, self.query = name, query
+        self.events: list[tuple[float, str, str]] = []
+        self.buttons: dict[str, str] = {}  # widget key -> widget id
+        self.page_hash = ""
+        self._changed = threading.Condition()
+        self.opened = time.monotonic()
+        self.closed_at: float | None = None
+        self._stack = contextlib.ExitStack()
+        self.ws = self._stack.enter_context(connect(base_url.replace("http", "ws", 1) + "/_stcore/stream",
+                                                    subprotocols=["streamlit"], origin=base_url, max_size=None,
+                                                    open_timeout=30))
+        self._reader = threading.Thread(target=self._read, name=f"tab-{name}", daemon=True)
+        self._reader.start()
+        self._rerun()
+
+    # -- talking
+    def _rerun(self, trigger: str | None = None) -> None:
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+        from streamlit.proto.ClientState_pb2 import ClientState
+        from streamlit.proto.WidgetStates_pb2 import WidgetState, WidgetStates
+
+        states = WidgetStates(widgets=[WidgetState(id=trigger, trigger_value=True)] if trigger else [])
+        msg = BackMsg(rerun_script=ClientState(query_string=self.query, page_script_hash=self.page_hash,
+                                               widget_states=states))
+        self.ws.send(msg.SerializeToString())
+
+    def click(self, key: str) -> None:
+        self._rerun(trigger=self.buttons[key])
+
+    def close(self) -> None:
+        """The tab is closed (or reloaded: a reload is a closed tab and a new session)."""
+        self.closed_at = time.monotonic()
+        self._stack.close()
+
+    # -- listening
+    def _record(self, kind: str, text: str = "") -> None:
+        with self._changed:
+            self.events.append((time.monotonic() - self.opened, kind, text))
+            self._changed.notify_all()
+
+    def _read(self) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        alerts = {1: "error", 2: "warning", 3: "info", 4: "success"}
+        while True:
+            try:
+                data = self.ws.recv()
+            except Exception:  # noqa: BLE001 - the socket closed, whichever side closed it
+                self._record("closed")
+                return
+            msg = ForwardMsg()
+            msg.ParseFromString(data)
+            kind = msg.WhichOneof("type")
+            if kind == "new_session":
+                self.page_hash = msg.new_session.page_script_hash
+            elif kind == "script_finished":
+                self._record("script_finished", str(msg.script_finished))
+            elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+                element = msg.delta.new_element
+                what = element.WhichOneof("type")
+                if what == "alert":
+                    self._record(alerts.get(element.alert.format, "alert"), element.alert.body)
+                elif what == "exception":
+                    self._record("exception", f"{element.exception.type}: {element.exception.message}")
+                elif what == "imgs":
+                    for img in element.imgs.imgs:
+                        self._record("image", img.caption)
+                elif what == "progress":
+                    self._record("progress", element.progress.text)
+                elif what == "markdown" and element.markdown.body.startswith("Status:"):
+                    self._record("status", element.markdown.body)
+                elif what == "button":
+                    self.buttons[element.button.id.rsplit("-", 1)[-1]] = element.button.id
+                elif what == "empty":  # a placeholder cleared, such as the queue message when a slot is won
+                    self._record("empty")
+
+    def texts(self, kind: str) -> list[str]:
+        with self._changed:
+            return [text for _, k, text in self.events if k == kind]
+
+    def first(self, kind: str, contains: str = "") -> float | None:
+        """Seconds from opening the tab to the first event of this kind (containing ``contains``)."""
+        with self._changed:
+            return next((t for t, k, text in self.events if k == kind and contains in text), None)
+
+    def wait_for(self, kind: str, contains: str = "", timeout: float = 60) -> float:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while (found := self.first(kind, contains)) is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"tab {self.name}: no {kind!r} containing {contains!r} in {timeout} s; "
+                                         f"last events: {self.events[-8:]}")
+                self._changed.wait(min(left, 0.5))
+            return found

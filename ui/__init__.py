@@ -9,6 +9,8 @@
 - ``ui.attack_view``: Run/Stop, the live attack view, the replay, the summary, downloads and the share link
 - ``ui.explain``: the "How it works" page's live label chart and diagram
 - ``ui.style``: page-wide look (crisp pixels, spacing)
+- ``ui.host``: what a server process sets up once (thread cap, privacy), and the limits the page states
+- ``ui.privacy``: uploads kept in memory, raw uploads dropped, ended sessions' images freed
 
 Import direction: pages -> ui -> dlg_core. Nothing derived from a user's upload is ever cached, written to
 disk, logged or put in a URL: it lives in that user's session state only.

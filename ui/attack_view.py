@@ -3,17 +3,22 @@
 The attack runs inside the page's own script run, no threads: each snapshot is appended to the RunHistory
 in session state as it arrives, and the screen is redrawn at most ``REDRAW_HZ`` times a second (redraws
 are skipped, snapshots never). Pressing Stop makes Streamlit rerun the page, which interrupts this loop at
-its next redraw; the new script run finds the history still marked "running", marks it stopped and shows
-everything it reached. At most one attack per CPU core runs at a time in a server process (dlg_core.slots);
-a run beyond that waits in a queue, with its place shown.
+its next call into Streamlit (a redraw, or the check-in ``interruptible`` makes during a long L-BFGS step);
+the new script run finds the history still marked "running", marks it stopped and shows everything it
+reached. A closed tab or a reload interrupts it the same way (Streamlit stops a disconnected session's
+script run). At most one attack per CPU core runs at a time in a server process (dlg_core.slots); a run
+beyond that waits in a queue, with its place shown, and every way out of the loop gives the slot back.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import streamlit as st
+import torch
 
 from dlg_core.config import DEFAULT, AttackConfig
 from dlg_core.errors import BadInputError
@@ -32,6 +37,7 @@ from .settings import class_name
 KEY_HISTORY = "run_history"
 KEY_RUNS = "run_count"
 REDRAW_HZ = 10  # live image redraws per second at most
+CHECK_IN_SECONDS = 0.1  # during an L-BFGS step, how often the run looks for Stop, a reload or a closed tab
 CHART_HZ = 3  # live chart redraws per second at most
 STATUS_TEXT = {
     "running": "Running",
@@ -52,10 +58,50 @@ def warm_up() -> bool:
     return True
 
 
+@contextmanager
+def interruptible(run: AttackRun, every: float = CHECK_IN_SECONDS) -> Iterator[None]:
+    """Let Stop, a reload or a closed tab end the run within about ``every`` seconds, even mid-step.
+
+    Streamlit can only end a script run where the script calls into Streamlit, and one L-BFGS step may take
+    seconds (up to 100 gradient evaluations; one evaluation of the MLP at 128 px takes up to a second on a
+    busy host), the whole time holding a run slot. So the run checks in with Streamlit at most every
+    ``every`` seconds from inside the gradient computations: in the shared model's forward pass, and in
+    autograd's saved-tensor hooks, which run all through the backward and double-backward passes. Reading
+    session state is such a check-in and sends nothing to the browser. If a stop or rerun is pending,
+    Streamlit's own exception (a BaseException) leaves the attack from wherever it is, and every ``finally``
+    on the way out (the slot's) runs. Autograd hands such an exception on unchanged.
+    """
+    last = time.perf_counter()
+
+    def check_in() -> None:
+        nonlocal last
+        now = time.perf_counter()
+        if now - last >= every:
+            last = now
+            st.session_state.get(KEY_RUNS)
+
+    def on_tensor(tensor: torch.Tensor) -> torch.Tensor:
+        check_in()
+        return tensor
+
+    handle = run.victim.model.register_forward_pre_hook(lambda module, inputs: check_in())
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(on_tensor, on_tensor):
+            yield
+    finally:
+        handle.remove()
+
+
 @st.cache_resource(show_spinner=False)
 def run_slots() -> RunSlots:
     """One queue per server process, shared by every visitor: a classroom must not oversubscribe the CPUs."""
     return RunSlots()
+
+
+def queue_message(position: int, slots: int) -> str:
+    busy = f"All {slots} attack slots on this server are busy" if slots > 1 else "This server's attack slot is busy"
+    return (f"{busy}: yours is **number {position}** in the queue and starts by itself. Press Stop to leave "
+            "the queue.")
 
 
 def current_history() -> RunHistory | None:
@@ -217,15 +263,16 @@ def live_attack_view(photo: Photo, config: AttackConfig, label: int) -> None:
     view = FrameView(history, "live")
     live_charts = LiveCharts()
 
+    slots = run_slots()
+
     def keep_waiting(position: int) -> bool:
-        # Drawing here is also where a Stop press interrupts a run still waiting in the queue.
-        queue_slot.info(f"Every attack slot on this server is busy: yours is number {position} in the queue "
-                        "and starts by itself.", icon=":material/hourglass_top:")
+        # Drawing here is also where a Stop press (or a closed tab) takes a waiting run out of the queue.
+        queue_slot.info(queue_message(position, slots.slots), icon=":material/hourglass_top:")
         return True
 
     # At most one attack per CPU core at a time in this server process (dlg_core.slots); the slot is
-    # given back however the loop ends, a Stop press included.
-    with run_slots().hold(keep_waiting):
+    # given back however the loop ends: finished, stopped, reloaded, tab closed, or an error.
+    with slots.hold(keep_waiting), interruptible(run):
         queue_slot.empty()
         # Images and the progress line at REDRAW_HZ; the charts (dearer to build and to render) less often.
         last_frame = last_chart = 0.0

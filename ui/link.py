@@ -13,9 +13,10 @@ from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 
+from dlg_core import limits
 from dlg_core.config import AttackConfig
 from dlg_core.errors import BadInputError
-from dlg_core.images import sample
+from dlg_core.images import SAMPLES, sample
 
 from . import photo, settings
 
@@ -37,21 +38,43 @@ def parse_link(params: Mapping[str, str]) -> SharedLink | None:
     params = dict(params)
     if not params:
         return None
+    if sum(len(str(k)) + len(str(v)) + 2 for k, v in params.items()) > limits.MAX_CONFIG_BYTES:
+        raise BadInputError(f"The link is too long: its settings may take at most "
+                            f"{limits.MAX_CONFIG_BYTES // 1024} KB.")
     sample_name = params.pop("sample", None)
     label_text = params.pop("label", None)
     config = AttackConfig.from_query_params(params)
-    if sample_name is not None:
-        sample(sample_name)  # an unknown name raises BadInputError, listing the known ones
+    if sample_name is not None and sample_name not in {s.name for s in SAMPLES}:
+        raise BadInputError(f"Unknown sample {short(sample_name)}: choose one of {', '.join(s.name for s in SAMPLES)}.")
     label = None
     if label_text is not None:
         try:
             label = int(label_text)
         except ValueError:
-            raise BadInputError(f"The link's label {label_text!r} is not a whole number.") from None
+            raise BadInputError(f"The link's label {short(label_text)} is not a whole number.") from None
         if not 0 <= label < config.classes:
             raise BadInputError(f"The link's label must be between 0 and {config.classes - 1} for "
                                 f"{config.classes} classes, not {label}.")
     return SharedLink(sample_name, label, config)
+
+
+def short(text: str, limit: int = 40) -> str:
+    """Something a link sent, quoted for a message: newlines escaped, at most ``limit`` characters."""
+    text = repr(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def plain(text: str) -> str:
+    """A message that quotes what a link sent, made safe for Streamlit's Markdown: a crafted link must not
+    draw a clickable link, an image, HTML or colours into the page's error box (a phishing lure)."""
+    text = "".join("\\" + c if c in MARKDOWN_CHARS else c for c in text)
+    for bare, broken in AUTOLINKS:  # a zero-width space stops a bare URL or address becoming a link
+        text = text.replace(bare, broken)
+    return text
+
+
+MARKDOWN_CHARS = set("\\`*~$[]<>")  # code, emphasis, maths, links/images/directives, HTML and <autolinks>
+AUTOLINKS = (("://", ":\u200b//"), ("www.", "www\u200b."), ("@", "\u200b@"))
 
 
 def link_params(config: AttackConfig, sample_name: str | None, label: int) -> dict[str, str]:
@@ -100,7 +123,7 @@ def apply_shared_link() -> bool:
 def link_messages() -> None:
     """The outcome of opening a link, shown until the next run starts."""
     if st.session_state.get(KEY_ERROR):
-        st.error(st.session_state[KEY_ERROR], icon=":material/link_off:")
+        st.error(plain(st.session_state[KEY_ERROR]), icon=":material/link_off:")
     if st.session_state.get(KEY_NOTE):
         st.info(st.session_state[KEY_NOTE], icon=":material/link:")
 

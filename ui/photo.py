@@ -18,13 +18,14 @@ from dlg_core import limits
 from dlg_core.errors import BadInputError
 from dlg_core.images import SAMPLES, decode_image, sample, sample_path, tensor_to_numpy, to_tensor
 
+from . import privacy
 from .pictures import upscale
 from .settings import KEY_LABEL, current_size
 
 SOURCES = ("Sample photos", "Upload", "Webcam")
 SOURCE_ICONS = {"Sample photos": ":material/photo_library:", "Upload": ":material/upload:",
                 "Webcam": ":material/photo_camera:"}
-UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
+UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "avif")
 KEEP_PX = 1024  # an upload is shrunk to this long side at once: the victim sees at most 128 px
 ANIMAL_BADGES = {"cat": ":orange-badge[:material/pets: cat]", "dog": ":blue-badge[:material/pets: dog]"}
 
@@ -124,16 +125,38 @@ def current_or_first_photo() -> Photo:
 
 
 def _take_file(kind: str, file) -> None:
-    """Decode a new upload/snapshot once (keyed by its file id) into session state; remember any error."""
+    """Decode a new upload/snapshot once (keyed by its file id) into session state; remember any error.
+
+    Then the raw file is dropped from Streamlit's upload store: the session keeps the decoded pixels only
+    (a later script run sees the widget's file as deleted, which the file id check skips).
+    """
     if file is None or file.file_id == st.session_state.get(f"{kind}_file_id"):
         return
     st.session_state[f"{kind}_file_id"] = file.file_id
+    privacy.watch_this_session()
     try:
-        st.session_state[f"{kind}_photo"] = photo_from_bytes(file.getvalue(), kind)
+        st.session_state[f"{kind}_photo"] = take_photo(file.getvalue(), kind)
         st.session_state[f"{kind}_error"] = None
     except BadInputError as err:
         st.session_state[f"{kind}_photo"] = None
         st.session_state[f"{kind}_error"] = str(err)
+    finally:
+        privacy.drop_raw_upload(file.file_id)
+
+
+def take_photo(data: bytes, source: str = "upload") -> Photo:
+    """The upload path after the widget: bytes in, a Photo or a BadInputError with the student's message out.
+
+    Anything else escaping the decoder is a bug, yet the page must survive it: it is reported as a refusal
+    (without the photo's content or a traceback, which the server would log).
+    """
+    try:
+        return photo_from_bytes(data, source)
+    except BadInputError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the last line of defence of a page many people share
+        raise BadInputError(f"This file could not be used as a photo ({type(err).__name__}): try another "
+                            "one, or export it as JPEG.") from None
 
 
 def _forget(kind: str) -> None:
@@ -160,7 +183,7 @@ def _sample_gallery() -> None:
 
 def _upload_box() -> None:
     file = st.file_uploader(
-        f"Upload a photo of a cat or a dog (JPEG, PNG, WebP, GIF, BMP or TIFF, up to {limits.MAX_UPLOAD_MB} MB)",
+        f"Upload a photo of a cat or a dog (JPEG, PNG, WebP, GIF, BMP, TIFF or AVIF, up to {limits.MAX_UPLOAD_MB} MB)",
         type=list(UPLOAD_TYPES), key="upload_widget", max_upload_size=limits.MAX_UPLOAD_MB,
         on_change=_forget, args=("upload",),
         help="The client's private training photo. It never leaves this session: the attacker sees only "

@@ -48,7 +48,10 @@ def init_state(base: AttackConfig | None = None, force: bool = False) -> None:
     base = st.session_state[KEY_BASE]
     for name, key in FIELD_KEYS.items():
         if force or key not in st.session_state:
-            st.session_state[key] = getattr(base, name)
+            value = getattr(base, name)
+            if name == "threads":  # a link made on a laptop may ask for more threads than a shared host gives
+                value = min(value, limits.THREADS_PER_RUN)
+            st.session_state[key] = value
     if force or KEY_LARGE not in st.session_state:
         st.session_state[KEY_LARGE] = st.session_state[FIELD_KEYS["size"]] > SMALL_SIZES[-1]
     st.session_state.setdefault(KEY_LABEL, SAMPLES[0].label)
@@ -73,6 +76,7 @@ def current_config() -> AttackConfig:
     init_state()
     values = {name: st.session_state[key] for name, key in FIELD_KEYS.items()}
     values["size"] = int(values["size"])
+    values["threads"] = min(int(values.get("threads", limits.THREADS_PER_RUN)), limits.THREADS_PER_RUN)
     return st.session_state[KEY_BASE].replace(**values)
 
 
@@ -151,8 +155,11 @@ def _advanced_settings() -> None:
                                   "project's leaner one.")
             st.selectbox("Precision", cfg.PRECISIONS, key=k["precision"], persist_state=PERSIST,
                          help="Number format of the attacker's optimisation.")
-            st.number_input("CPU threads", 1, 8, step=1, key=k["threads"], persist_state=PERSIST,
-                            help="Torch threads for this run; one is often fastest for these tiny models.")
+            st.number_input("CPU threads", 1, limits.THREADS_PER_RUN, step=1, key=k["threads"], persist_state=PERSIST,
+                            disabled=limits.THREADS_PER_RUN == 1,
+                            help=f"Torch threads for this run: {limits.THREADS_PER_RUN} on this shared server, so "
+                                 "that runs at once do not fight over its cores (one is often fastest for these "
+                                 "tiny models anyway).")
             st.number_input("Time budget (seconds)", 0.1, limits.MAX_SECONDS, step=5.0, key=k["max_seconds"],
                             format="%g", persist_state=PERSIST,
                             help="The attacker gives up after this much wall time.")
