@@ -36,7 +36,7 @@ from torch import nn
 
 from ..client import local_training_update
 from ..errors import BadInputError
-from .base import AttackerKnowledge, AttackSettings, Progress
+from .base import AttackerKnowledge, AttackSettings, Progress, gradient_of
 from .labels import infer_batch_labels
 
 NEEDS_MLP = ("The closed-form attack needs a victim whose first layer is fully connected (mlp): "
@@ -58,11 +58,6 @@ def first_linear_layer(model: nn.Module, input_shape: tuple[int, ...]) -> nn.Lin
             return module
         break
     raise BadInputError(NEEDS_MLP)
-
-
-def _gradient_of(model: nn.Module, gradients: tuple[torch.Tensor, ...], parameter: torch.Tensor) -> torch.Tensor:
-    params = [p for p in model.parameters() if p.requires_grad]
-    return gradients[next(i for i, p in enumerate(params) if p is parameter)]
 
 
 def row_averages(weight_grad: torch.Tensor, bias_grad: torch.Tensor) -> torch.Tensor:
@@ -149,8 +144,8 @@ def analytic(knowledge: AttackerKnowledge, settings: AttackSettings) -> Iterator
 def _closed_form(knowledge: AttackerKnowledge, settings: AttackSettings, layer: nn.Linear) -> Iterator[Progress]:
     model, shape = knowledge.model, knowledge.input_shape
     gradients = knowledge.shared_update.gradients
-    weight_grad = _gradient_of(model, gradients, layer.weight)
-    bias_grad = _gradient_of(model, gradients, layer.bias)
+    weight_grad = gradient_of(model, gradients, layer.weight)
+    bias_grad = gradient_of(model, gradients, layer.bias)
     images = recover_inputs(weight_grad, bias_grad.to(weight_grad.dtype), shape[0]).reshape(shape).clamp(0, 1)
 
     labels = infer_batch_labels(knowledge)

@@ -115,6 +115,12 @@ def infer_labels_from_last_layer(update: SharedUpdate, num_classes: int, batch: 
     return tuple(int(i) for i in torch.argsort(row_sums)[:batch])
 
 
+def gradient_of(model: nn.Module, gradients: Sequence[torch.Tensor], parameter: torch.Tensor) -> torch.Tensor:
+    """The shared update's entry for one of the model's parameters (the update is in parameter order)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return gradients[next(i for i, p in enumerate(params) if p is parameter)]
+
+
 def last_layer_weight_gradient(update: SharedUpdate, num_classes: int) -> torch.Tensor:
     for grad in reversed(update.gradients):
         if grad.dim() == 2 and grad.shape[0] == num_classes:

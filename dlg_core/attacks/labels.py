@@ -44,8 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..client import SharedUpdate
-from .base import AttackerKnowledge
+from .base import AttackerKnowledge, gradient_of
 
 DUMMY_IMAGES = 30  # dummy inputs for the mean-probability estimate: 10 each at 3 scales of smoothness
 DUMMY_SCALES = (2, 4, 8)  # random colour grids of these sides, upsampled to the image size
@@ -66,12 +65,6 @@ def output_layer(model: nn.Module, num_classes: int) -> nn.Linear:
     if not layers:
         raise ValueError("the model has no fully-connected output layer to read labels from")
     return layers[-1]
-
-
-def _gradient_of(model: nn.Module, update: SharedUpdate, parameter: torch.Tensor) -> torch.Tensor:
-    params = [p for p in model.parameters() if p.requires_grad]
-    index = next(i for i, p in enumerate(params) if p is parameter)
-    return update.gradients[index]
 
 
 def dummy_images(input_shape: tuple[int, ...], count: int = DUMMY_IMAGES, seed: int = 0) -> torch.Tensor:
@@ -105,11 +98,11 @@ def label_counts(knowledge: AttackerKnowledge) -> LabelCounts:
     model, update, classes = knowledge.model, knowledge.shared_update, knowledge.num_classes
     batch = knowledge.input_shape[0]
     layer = output_layer(model, classes)
-    weight_grad = _gradient_of(model, update, layer.weight).double()
+    weight_grad = gradient_of(model, update.gradients, layer.weight).double()
     mean_probs, features = _dummy_outputs(model, layer, knowledge.input_shape)
     mean_probs = mean_probs.double()
     if layer.bias is not None:
-        bias_grad = _gradient_of(model, update, layer.bias).double()
+        bias_grad = gradient_of(model, update.gradients, layer.bias).double()
     else:
         # Without a bias, the row sums play its part, scaled by the typical feature sum (Geng et al. 2021).
         bias_grad = weight_grad.sum(dim=1) / features.sum(dim=1).mean().double().clamp_min(1e-12)
