@@ -17,7 +17,7 @@ from . import bench, limits
 from . import config as cfg
 from .config import AttackConfig
 from .errors import BadInputError
-from .images import load_image
+from .images import decode_image, to_tensor
 
 
 class _Parser(argparse.ArgumentParser):
@@ -107,7 +107,13 @@ def command_run(args: argparse.Namespace) -> int:
     labels = args.label or [i % config.classes for i in range(len(args.image))]
     if len(labels) != len(args.image):
         raise BadInputError("Give one --label per --image, or none.")
-    images = torch.cat([load_image(path, config.size) for path in args.image])
+    photos = []
+    for path in args.image:
+        decoded = decode_image(path)
+        for note in decoded.notes:  # e.g. "Animated image: only the first frame is used."
+            print(f"note: {path}: {note}", file=sys.stderr)
+        photos.append(to_tensor(decoded.image, config.size))
+    images = torch.cat(photos)
     warm_up()
     run = AttackRun(config, images, labels)
     if run.victim.report.warning:

@@ -50,3 +50,14 @@ def test_bad_input_exits_2_with_one_line(args, fragment):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_accepted_images_get_their_notes_on_stderr(tmp_path):
+    from PIL import Image
+
+    frames = [Image.new("RGB", (32, 32), colour) for colour in ("red", "blue")]
+    gif = tmp_path / "animated.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:])
+    proc = cli("run", "--image", gif, "--steps", 1, "--size", 16, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert f"note: {gif}: Animated image: only the first frame is used." in proc.stderr
