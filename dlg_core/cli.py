@@ -50,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path,
                      help=f"start from the settings in this JSON file (an AttackConfig, as the app's 'Config (JSON)' "
                           f"download; at most {limits.MAX_CONFIG_BYTES // 1024} KB); options given here override it")
+    run.add_argument("--activation", choices=cfg.ACTIVATIONS, default=d.activation, help="of the cnn/mlp victim")
+    run.add_argument("--trained-steps", type=int, default=d.trained_steps,
+                     help="train the victim this many steps on the bundled photos first (0: random weights)")
+    run.add_argument("--fedavg-steps", type=int, default=d.fedavg_steps,
+                     help="local SGD steps before the client shares its update (1: FedSGD, the gradient)")
+    run.add_argument("--fedavg-lr", type=float, default=d.fedavg_lr, help="the client's local learning rate")
+    run.add_argument("--tv-weight", type=float, default=d.tv_weight, help="Inverting Gradients' TV prior weight")
+    run.add_argument("--restarts", type=int, default=d.restarts, help="Inverting Gradients' restarts")
     run.add_argument("--threads", type=int, default=d.threads, help="torch threads")
     run.add_argument("--device", choices=cfg.DEVICES, default=d.device)
     run.add_argument("--json", type=Path, help="write the result JSON here")
@@ -94,7 +102,8 @@ def config_from_args(args: argparse.Namespace) -> AttackConfig:
     explicit = {
         name: getattr(args, name)
         for name in ("attack", "model", "size", "classes", "steps", "seed", "distance", "lr", "init",
-                     "line_search", "precision", "threads", "device", "max_seconds")
+                     "line_search", "precision", "threads", "device", "max_seconds", "activation", "trained_steps",
+                     "fedavg_steps", "fedavg_lr", "tv_weight", "restarts")
         if given is None or name in given
     }
     return base.replace(**explicit)

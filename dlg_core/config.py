@@ -16,8 +16,9 @@ from typing import Any
 from . import limits
 from .errors import BadInputError
 
-ATTACK_NAMES = ("dlg", "idlg")
-MODEL_NAMES = ("lenet", "cnn", "mlp")
+ATTACK_NAMES = ("dlg", "idlg", "ig", "analytic")
+MODEL_NAMES = ("lenet", "cnn", "mlp", "resnet")
+ACTIVATIONS = ("sigmoid", "tanh", "relu")
 DISTANCE_NAMES = ("l2", "nl2", "cosine")
 INIT_NAMES = ("normal", "grey", "uniform")
 LINE_SEARCHES = ("none", "strong_wolfe")
@@ -49,6 +50,13 @@ class AttackConfig:
     device: str = "auto"
     max_seconds: float = 60.0  # wall-time budget; the run ends with status "timeout" past it
     redraw_weak_victim: bool = True  # re-draw the victim's weights when its gradient carries no signal
+    activation: str = "sigmoid"  # of the cnn and mlp victims (ReLU nets need Inverting Gradients)
+    trained_steps: int = 0  # 0: a randomly initialised victim; n: trained n steps on the bundled photos
+    fedavg_steps: int = 1  # local SGD steps before sharing; 1 is FedSGD (the gradient itself)
+    fedavg_lr: float = 0.1  # the client's local learning rate when fedavg_steps > 1
+    adam_lr: float = 0.03  # Inverting Gradients: Adam's step on the signed gradient
+    tv_weight: float = 0.01  # Inverting Gradients: weight of the total-variation prior
+    restarts: int = 1  # Inverting Gradients: independent starts sharing the steps, the best kept
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -187,6 +195,16 @@ def _validate(c: AttackConfig) -> None:
     _check_range("max_iter", c.max_iter, 1, 100)
     _check_range("threads", c.threads, 1, 64)
     _check_range("max_seconds", c.max_seconds, 0.1, limits.MAX_SECONDS)
+    _check_choice("activation", c.activation, ACTIVATIONS)
+    _check_range("trained_steps", c.trained_steps, 0, 2000)
+    _check_range("fedavg_steps", c.fedavg_steps, 1, 50)
+    _check_range("fedavg_lr", c.fedavg_lr, 1e-6, 10)
+    _check_range("adam_lr", c.adam_lr, 1e-6, 1)
+    _check_range("tv_weight", c.tv_weight, 0, 2)
+    _check_range("restarts", c.restarts, 1, 16)
+    if c.attack == "analytic" and c.model != "mlp":
+        raise BadInputError("The closed-form attack needs a victim whose first layer is fully connected: "
+                            "choose the mlp model.")
 
 
 # The DLG and iDLG papers' settings (benchmark baseline): N(0,1) start, L-BFGS lr 1 with PyTorch's defaults.

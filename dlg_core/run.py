@@ -9,6 +9,7 @@ gradient distance alone (a small distance can still be a wrong picture).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -20,10 +21,12 @@ import torch
 
 from . import limits, metrics
 from .attacks import ATTACKS, AttackerKnowledge, AttackSettings, Progress
-from .client import ClientReport, compute_shared_update
+from .client import ClientReport, compute_fedavg_update, compute_shared_update
 from .config import AttackConfig
 from .errors import BadInputError
+from .matching import matched_metrics
 from .models import build_model
+from .training import train_victim
 
 MAX_RESTARTS = 3
 MAX_VICTIM_REDRAWS = 20
@@ -62,6 +65,7 @@ class Snapshot:
     psnr: float
     ssim: float
     restarts: int = 0
+    per_image: tuple = ()  # matching.ImageScore per original, for a batch
 
 
 @dataclass
@@ -116,6 +120,7 @@ class RunResult:
             "gradient_norm": self.gradient_norm,
             "restarts": self.restarts,
             "config": c.to_dict(),
+            "per_image": [dataclasses.asdict(score) for score in f.per_image] if f and f.per_image else None,
         }
 
 
@@ -162,11 +167,18 @@ def prepare_victim(config: AttackConfig, images: torch.Tensor, labels: tuple[int
     """Build the victim and its shared update; re-draw the weights while the gradient carries no signal."""
     device = device or resolve_device(config.device)
     images, target = images.to(device), torch.tensor(labels, device=device)
-    tries = MAX_VICTIM_REDRAWS if config.redraw_weak_victim else 1
+    # A trained victim is confident on these photos by design: say so (the warning) rather than re-train.
+    tries = MAX_VICTIM_REDRAWS if config.redraw_weak_victim and not config.trained_steps else 1
     for attempt in range(tries):
         seed = config.seed + attempt * 1_000_003  # far from the seeds a user steps through by hand
-        model = build_model(config.model, config.size, config.classes, seed).to(device)
-        report = compute_shared_update(model, images, target)
+        model = build_model(config.model, config.size, config.classes, seed, config.activation)
+        if config.trained_steps:
+            model = train_victim(model, config.trained_steps, seed, config.size)
+        model = model.to(device)
+        if config.fedavg_steps > 1:
+            report = compute_fedavg_update(model, images, target, config.fedavg_steps, config.fedavg_lr)
+        else:
+            report = compute_shared_update(model, images, target)
         if not report.weak:
             break
     return Victim(model, report, seed)
@@ -216,7 +228,7 @@ class AttackRun:
         return AttackSettings(
             steps=c.steps, lr=lr, distance=c.distance, init=c.init, seed=c.seed, max_iter=c.max_iter,
             history_size=c.history_size, line_search=None if c.line_search == "none" else c.line_search,
-            lbfgs=c.lbfgs,
+            lbfgs=c.lbfgs, adam_lr=lr * c.adam_lr / c.lr, tv_weight=c.tv_weight, restarts=c.restarts,
             dtype=torch.float64 if c.precision == "float64" else torch.float32,
             start_image=None if start is None else start.reconstruction,
             start_label_logits=None if start is None else start.label_logits,
@@ -224,11 +236,21 @@ class AttackRun:
 
     def _snapshot(self, progress: Progress, step: int, evals: int, seconds: float, restarts: int) -> Snapshot:
         image = torch.nan_to_num(progress.reconstruction, nan=0.5).clamp(0, 1)
-        m = metrics.image_metrics(image, self.images)
+        guess, probs, per_image = progress.label_guess, progress.label_probs, ()
+        if image.shape[0] > 1:
+            # A batch comes back in any order: pair each reconstruction with its original first.
+            match = matched_metrics(image, self.images)
+            order = list(match.order)
+            image, probs, per_image = image[order], probs[order], match.per_image
+            guess = tuple(guess[i] for i in order) if len(guess) == len(order) else guess
+            m, ssim = match.batch, match.ssim
+            m = dataclasses.replace(m, psnr=sum(x.psnr for x in per_image) / len(per_image))  # mean over pairs
+        else:
+            m, ssim = metrics.image_metrics(image, self.images), metrics.ssim(image, self.images)
         return Snapshot(
-            step=step, seconds=seconds, evals=evals, image=image, label_guess=progress.label_guess,
-            label_probs=progress.label_probs, gradient_distance=progress.gradient_distance,
-            mse=m.mse, mse_255=m.mse_255, psnr=m.psnr, ssim=metrics.ssim(image, self.images), restarts=restarts,
+            step=step, seconds=seconds, evals=evals, image=image, label_guess=guess, label_probs=probs,
+            gradient_distance=progress.gradient_distance, mse=m.mse, mse_255=m.mse_255, psnr=m.psnr, ssim=ssim,
+            restarts=restarts, per_image=per_image,
         )
 
     def __iter__(self) -> Iterator[Snapshot]:
@@ -260,7 +282,9 @@ class AttackRun:
                 if _diverged(progress, first_distance):
                     diverged = True
                     break
-                stalled = stalled + 1 if progress.step > 0 and evals - evals_done <= 1 else 0
+                # L-BFGS needing at most one evaluation a step has converged (Adam always needs one)
+                lbfgs = c.attack in ("dlg", "idlg")
+                stalled = stalled + 1 if lbfgs and progress.step > 0 and evals - evals_done <= 1 else 0
                 steps_done, evals_done = step, evals
                 if best is None or distance <= best.gradient_distance:
                     best = progress

@@ -26,8 +26,9 @@ LARGE_SIZES = (80, 96, 112, 128)
 PERSIST = "session"  # widget values survive a visit to the other page
 
 MODEL_LABELS = {"lenet": "LeNet (DLG's victim)", "cnn": "CNN (the seed paper's kind)",
-                "mlp": "MLP (fully connected)"}
-ATTACK_LABELS = {"dlg": "DLG (Zhu et al. 2019)", "idlg": "iDLG (Zhao et al. 2020)"}
+                "mlp": "MLP (fully connected)", "resnet": "ResNet (small, deeper)"}
+ATTACK_LABELS = {"dlg": "DLG (Zhu et al. 2019)", "idlg": "iDLG (Zhao et al. 2020)",
+                 "ig": "Inverting Gradients (Geiping et al. 2020)", "analytic": "Closed form (MLP victims only)"}
 DISTANCE_LABELS = {"l2": "L2, squared (the papers')", "nl2": "L2, normalised", "cosine": "Cosine (Geiping et al.)"}
 INIT_LABELS = {"grey": "mid-grey", "normal": "random normal (DLG's)", "uniform": "random uniform"}
 
