@@ -185,13 +185,21 @@ class FrameView:
             label_guess_view(frame, self.history, self.label)
 
 
+# Where each attack's label guess comes from, for the sentence under it.
+LABEL_SOURCE = {
+    "dlg": "optimised together with the photo (DLG)",
+    "idlg": "read off the last layer's gradient before the first step (iDLG)",
+    "ig": "read off the last layer's gradient before the first step, as Inverting Gradients does",
+    "analytic": "read off the last layer's gradient; the photo itself is solved in closed form, in one step",
+}
+
+
 def label_guess_view(frame: Frame, history: RunHistory, slot=None) -> None:
     """The attacker's label guess with its probabilities (the top few of many classes)."""
     box = (slot or st).container()
     guess, p = frame.label_probs[0]
     right = guess == history.label_true[0]
-    how = ("read off the last layer's gradient before the first step (iDLG)" if history.config.attack == "idlg"
-           else "optimised together with the photo (DLG)")
+    how = LABEL_SOURCE.get(history.config.attack, "read off the last layer's gradient before the first step")
     box.markdown(f"**Attacker's label guess**  \n:material/{'check_circle' if right else 'cancel'}: "
                  f"**{class_name(guess)}**, {'right' if right else 'wrong'}")
     for index, prob in frame.label_probs[:3]:
