@@ -14,7 +14,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -85,7 +85,6 @@ class RunResult:
     gradient_numel: int
     restarts: int
     warning: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label_guess(self) -> tuple[int, ...]:
@@ -223,10 +222,10 @@ class AttackRun:
             num_classes=self.config.classes,
         )
 
-    def _settings(self, lr: float, start: Progress | None) -> AttackSettings:
+    def _settings(self, steps: int, lr: float, start: Progress | None) -> AttackSettings:
         c = self.config
         return AttackSettings(
-            steps=c.steps, lr=lr, distance=c.distance, init=c.init, seed=c.seed, max_iter=c.max_iter,
+            steps=steps, lr=lr, distance=c.distance, init=c.init, seed=c.seed, max_iter=c.max_iter,
             history_size=c.history_size, line_search=None if c.line_search == "none" else c.line_search,
             lbfgs=c.lbfgs, adam_lr=lr * c.adam_lr / c.lr, tv_weight=c.tv_weight, restarts=c.restarts,
             dtype=torch.float64 if c.precision == "float64" else torch.float32,
@@ -270,8 +269,8 @@ class AttackRun:
         while True:
             # Each (re)start continues counting steps and evaluations where the last one stopped.
             base_steps, base_evals = steps_done, evals_done
-            settings = self._settings(lr, best if restarts else None)  # best is None: start afresh
-            settings = AttackSettings(**{**settings.__dict__, "steps": c.steps - base_steps})
+            # best is None: start afresh
+            settings = self._settings(c.steps - base_steps, lr, best if restarts else None)
             diverged, stalled = False, 0
             for progress in attack(self.knowledge(), settings):
                 step, evals = base_steps + progress.step, base_evals + progress.evals

@@ -104,15 +104,15 @@ def initial_image(shape: tuple[int, ...], init: str, generator: torch.Generator,
     raise ValueError(f"unknown initialisation {init!r}")
 
 
-def infer_labels_from_last_layer(update: SharedUpdate, num_classes: int, batch: int = 1) -> tuple[int, ...]:
-    """iDLG (Zhao et al. 2020): read the label off the last layer's weight gradient.
+def infer_labels_from_last_layer(update: SharedUpdate, num_classes: int) -> tuple[int]:
+    """iDLG (Zhao et al. 2020): read one image's label off the last layer's weight gradient (batches: labels.py).
 
     For cross-entropy, row i of dL/dW is (p_i - y_i) * h, where h is the last layer's input. With
     non-negative h (after a sigmoid or ReLU) only the true label's row has a negative sum.
     """
     weight_grad = last_layer_weight_gradient(update, num_classes)
     row_sums = weight_grad.sum(dim=1)
-    return tuple(int(i) for i in torch.argsort(row_sums)[:batch])
+    return (int(row_sums.argmin()),)
 
 
 def gradient_of(model: nn.Module, gradients: Sequence[torch.Tensor], parameter: torch.Tensor) -> torch.Tensor:
