@@ -8,6 +8,7 @@ within its step and time budget; it is stopped there, since the benchmark measur
 from __future__ import annotations
 
 import json
+import math
 import resource
 import statistics
 import sys
@@ -16,13 +17,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from . import config as cfg
-from .images import SAMPLES, load_sample
+from . import metrics
+from .attacks.analytic import analytic
+from .attacks.base import AttackerKnowledge, AttackSettings
+from .client import compute_shared_update
+from .images import SAMPLES, decode_image, load_sample, sample_path
 from .metrics import SUCCESS_PSNR
+from .models import build_model
 from .run import AttackRun, warm_up
+
+CLOSED_FORM_SIZE = 224  # ImageNet's resolution: beyond the app's limit, which is why only the benchmark goes there
 
 CONFIGS = {"textbook": cfg.TEXTBOOK, "default": cfg.DEFAULT}
 
@@ -70,13 +80,37 @@ def first_frame_seconds(size: int = 32) -> float:
     return time.perf_counter() - started
 
 
+def closed_form_timing(size: int = CLOSED_FORM_SIZE, name: str | None = None) -> dict[str, Any]:
+    """The closed-form attack on one photo at ``size`` px against the mlp victim: no optimisation, one pass.
+
+    Times the attack only (reading the image off the first layer's gradient and the one evaluation that
+    reports its distance), not building the victim or its update, which the client pays.
+    """
+    sample = next(s for s in SAMPLES if s.name == name) if name else SAMPLES[0]
+    # images.to_tensor stops at the app's size limit; PIL's fit is the same centre-crop and Lanczos resize.
+    photo = ImageOps.fit(decode_image(sample_path(sample.name)).image, (size, size), Image.Resampling.LANCZOS)
+    image = torch.from_numpy(np.asarray(photo, dtype=np.float32) / 255.0).permute(2, 0, 1)[None].contiguous()
+    model = build_model("mlp", size, 2, seed=0, max_size=size)
+    report = compute_shared_update(model, image, torch.tensor([sample.label]))
+    knowledge = AttackerKnowledge(model, report.update, tuple(image.shape), 2)
+    started = time.perf_counter()
+    progress = next(iter(analytic(knowledge, AttackSettings(distance=cfg.DEFAULT.distance))))
+    seconds = time.perf_counter() - started
+    psnr = metrics.image_metrics(progress.reconstruction.clamp(0, 1), image).psnr
+    return {"size": size, "image": sample.name, "model": "mlp", "seconds": round(seconds, 4),
+            "psnr": round(psnr, 2) if math.isfinite(psnr) else None}  # inf: an exact copy (JSON has no inf)
+
+
 def benchmark(images: list[str], seeds: list[int], large_seeds: list[int], sizes: list[int], threads: int,
-              steps: int | None, max_seconds: dict[str, float], progress: bool = True) -> dict[str, Any]:
+              steps: int | None, max_seconds: dict[str, float], progress: bool = True,
+              closed_form_size: int | None = CLOSED_FORM_SIZE) -> dict[str, Any]:
+    bench_started = time.perf_counter()
     torch.set_num_threads(threads)
     warm_up()
     report: dict[str, Any] = {
         "images": images, "seeds": seeds, "large_seeds": large_seeds, "sizes": sizes, "threads": threads,
-        "steps": steps, "configs": {k: c.to_dict() for k, c in CONFIGS.items()}, "results": {},
+        "steps": steps, "max_seconds": max_seconds, "configs": {k: c.to_dict() for k, c in CONFIGS.items()},
+        "results": {},
     }
     jobs = [(size, name, seed) for size in sizes for name in images for seed in (seeds if size <= 32 else large_seeds)]
     tallies = {(size, key): Tally() for size in sizes for key in CONFIGS}
@@ -112,7 +146,11 @@ def benchmark(images: list[str], seeds: list[int], large_seeds: list[int], sizes
         }
         report["results"][str(size)] = entry
     report["app_first_frame_seconds"] = round(first_frame_seconds(), 4)
-    report["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    report["peak_rss_mb"] = round(peak_rss_mb(), 1)  # before the closed form's 224 px victim (38M weights)
+    if closed_form_size:
+        report["closed_form"] = closed_form_timing(closed_form_size)
+        report["peak_rss_mb_with_closed_form"] = round(peak_rss_mb(), 1)
+    report["bench_seconds"] = round(time.perf_counter() - bench_started, 1)
     return report
 
 
@@ -140,11 +178,24 @@ def print_report(report: dict[str, Any]) -> None:
                   f"{e['peak_rss_mb_so_far']:>8.0f} {e.get('timeouts', 0):>8}")
         r = entry["ratio_default_over_textbook"]
         speedup = r["median_seconds_to_30db"]
-        print(f"{size:>4} default/textbook: time to 30 dB x{_fmt(speedup, '.3f')}"
-              f" ({_fmt(speedup and 1 / speedup, '.1f')}x faster), evals x{_fmt(r['median_evals_to_30db'], '.3f')},"
+        if speedup is None:  # one of them never reached 30 dB: there is no time to compare
+            print(f"{size:>4} default/textbook: no ratio of times to 30 dB (textbook {entry['textbook']['successes']}"
+                  f"/{entry['textbook']['runs']}, default {entry['default']['successes']}/{entry['default']['runs']}"
+                  f" reached it), s/eval x{_fmt(r['seconds_per_eval'], '.3f')}")
+            continue
+        print(f"{size:>4} default/textbook: time to 30 dB x{speedup:.3f}"
+              f" ({1 / speedup:.1f}x faster), evals x{_fmt(r['median_evals_to_30db'], '.3f')},"
               f" s/eval x{_fmt(r['seconds_per_eval'], '.3f')}")
     print(f"app first frame (headless, warm process): {report['app_first_frame_seconds'] * 1000:.0f} ms; "
           f"peak RSS of this process: {report['peak_rss_mb']:.0f} MB")
+    if cf := report.get("closed_form"):
+        psnr = "exact (inf)" if cf["psnr"] is None else f"{cf['psnr']:.1f} dB"
+        print(f"closed-form attack at {cf['size']}x{cf['size']} ({cf['model']} victim, {cf['image']}): "
+              f"{cf['seconds'] * 1000:.0f} ms, PSNR {psnr}; "
+              f"peak RSS then {report['peak_rss_mb_with_closed_form']:.0f} MB")
+    budgets = report["max_seconds"]
+    print(f"time budgets: {budgets['run']:g} s a run, {budgets['textbook']:g} s for textbook runs above 32 px; "
+          f"the whole benchmark took {report['bench_seconds'] / 60:.1f} min")
 
 
 def add_parser(commands) -> None:
@@ -156,9 +207,13 @@ def add_parser(commands) -> None:
     bench.add_argument("--threads", type=int, default=1)
     bench.add_argument("--steps", type=int, default=None,
                        help="step budget of every run (default: each configuration's own; textbook: 300)")
-    bench.add_argument("--max-seconds", type=float, default=30.0, help="time budget of every run")
+    bench.add_argument("--max-seconds", type=float, default=60.0,
+                       help="time budget of every run (a textbook run at 32 px takes about 7 s on an idle core; "
+                            "on a busy machine a tight budget would cut runs that were going to succeed)")
     bench.add_argument("--textbook-large-max-seconds", type=float, default=10.0,
                        help="time budget of textbook runs above 32 px (they fail: 0/60 measured)")
+    bench.add_argument("--closed-form-size", type=int, default=CLOSED_FORM_SIZE,
+                       help="time the closed-form attack on one photo at this size (0: skip)")
     bench.add_argument("--json", type=Path, help="write the full report here")
 
 
@@ -166,7 +221,8 @@ def command_bench(args) -> int:
     for name in args.images:
         load_sample(name, 32)  # raises BadInputError for unknown names before the long run starts
     report = benchmark(args.images, args.seeds, args.large_seeds, args.sizes, args.threads, args.steps,
-                       {"run": args.max_seconds, "textbook": args.textbook_large_max_seconds})
+                       {"run": args.max_seconds, "textbook": args.textbook_large_max_seconds},
+                       closed_form_size=args.closed_form_size or None)
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import bench, limits
+from . import bench, experiment, limits
 from . import config as cfg
 from .config import AttackConfig
 from .errors import BadInputError
@@ -58,11 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fedavg-lr", type=float, default=d.fedavg_lr, help="the client's local learning rate")
     run.add_argument("--tv-weight", type=float, default=d.tv_weight, help="Inverting Gradients' TV prior weight")
     run.add_argument("--restarts", type=int, default=d.restarts, help="Inverting Gradients' restarts")
+    run.add_argument("--defense", action="append", metavar="SPEC",
+                     help="what the client does to its update before sharing, repeatable and applied in order: "
+                          "gaussian:SCALE, laplace:SCALE, dp:CLIP:MULTIPLIER, prune:FRACTION_REMOVED, fp16, int8")
     run.add_argument("--threads", type=int, default=d.threads, help="torch threads")
     run.add_argument("--device", choices=cfg.DEVICES, default=d.device)
     run.add_argument("--json", type=Path, help="write the result JSON here")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.add_parser(commands)
+    experiment.add_parser(commands)
     return parser
 
 
@@ -106,6 +110,8 @@ def config_from_args(args: argparse.Namespace) -> AttackConfig:
                      "fedavg_steps", "fedavg_lr", "tv_weight", "restarts")
         if given is None or name in given
     }
+    if given is None or "defense" in given:
+        explicit["defenses"] = ",".join(args.defense or [])
     return base.replace(**explicit)
 
 
@@ -135,7 +141,8 @@ def command_run(args: argparse.Namespace) -> int:
     out = result.to_json_dict()
     print(
         f"{out['status']}: {out['attack']} on {out['model']} at {out['size']}px, "
-        f"PSNR {out['final_psnr'] or 0:.1f} dB, MSE(0-255) {out['final_mse_255'] or 0:.2f}, "
+        + (f"defences {', '.join(out['defenses'])}, " if out["defenses"] else "")
+        + f"PSNR {out['final_psnr'] or 0:.1f} dB, MSE(0-255) {out['final_mse_255'] or 0:.2f}, "
         f"SSIM {out['final_ssim'] or 0:.3f}, label {'right' if out['label_correct'] else 'wrong'}, "
         f"{out['steps_run']} steps / {out['evals']} evals in {out['seconds']:.2f} s"
         + (", 30 dB never reached" if out["seconds_to_30db"] is None else f", 30 dB at {out['seconds_to_30db']:.2f} s")
@@ -154,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         args.argv = sys.argv[1:] if argv is None else list(argv)
         if args.command == "bench":
             return bench.command_bench(args)
+        if args.command == "experiment":
+            return experiment.command_experiment(args)
         return command_run(args)
     except BadInputError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -58,20 +58,29 @@ class SharedUpdate:
 class ClientReport:
     """The shared update, plus what the demo (not the attacker) knows about how much it can leak."""
 
-    update: SharedUpdate
+    update: SharedUpdate  # as shared: after the client's defences, if any
     loss: float
     true_label_probability: float  # the victim's confidence in the true label (mean over the batch)
+    # The update before the defences (None without any): the demo's, to measure what they cost the learning.
+    # The attacker never gets it.
+    undefended: SharedUpdate | None = None
+
+    @property
+    def true_update(self) -> SharedUpdate:
+        return self.update if self.undefended is None else self.undefended
 
     @property
     def weak(self) -> bool:
-        return 1 - self.true_label_probability < WEAK_CONFIDENCE_MARGIN or self.update.norm < WEAK_GRADIENT_NORM
+        # Judged on the victim's own signal: noise added by a defence is no signal.
+        norm = self.true_update.norm
+        return 1 - self.true_label_probability < WEAK_CONFIDENCE_MARGIN or norm < WEAK_GRADIENT_NORM
 
     @property
     def warning(self) -> str | None:
         if not self.weak:
             return None
         return (
-            f"The shared gradient is weak (norm {self.update.norm:.1e}): the victim is already "
+            f"The shared gradient is weak (norm {self.true_update.norm:.1e}): the victim is already "
             f"{100 * self.true_label_probability:.2f}% sure of the answer, so its update carries almost no "
             "information and no attack can rebuild the photo. Re-draw the victim (another seed) or pick "
             "a label the model gets wrong."

@@ -17,7 +17,7 @@ from . import limits
 from .errors import BadInputError
 
 ATTACK_NAMES = ("dlg", "idlg", "ig", "analytic")
-MODEL_NAMES = ("lenet", "cnn", "mlp", "resnet")
+MODEL_NAMES = ("lenet", "cnn", "wide_cnn", "mlp", "resnet")
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 DISTANCE_NAMES = ("l2", "nl2", "cosine")
 INIT_NAMES = ("normal", "grey", "uniform")
@@ -30,12 +30,17 @@ DEVICES = ("auto", "cpu", "cuda")
 @dataclass(frozen=True)
 class AttackConfig:
     attack: str = "idlg"
-    model: str = "lenet"
+    # A victim whose gradient holds more numbers than the photo has pixels (models.py): LeNet's does not at
+    # 64 px, where the earlier default attack rebuilt 0 of 6 photos on it. The textbook preset keeps LeNet.
+    model: str = "wide_cnn"
     size: int = 32
     classes: int = 2
     steps: int = 1000
     seed: int = 0
-    distance: str = "l2"
+    # Scale-free (Geiping et al.): on wide_cnn at 64 px it needed a median of 23 evaluations to 30 dB against
+    # 47 for the squared distance (30 of 30 runs each), and with a victim confident on its photo (a small
+    # p - y) the squared one had left 3 of 30 runs at 16-22 dB (measured).
+    distance: str = "cosine"
     lr: float = 1.0
     init: str = "grey"
     line_search: str = "strong_wolfe"
@@ -57,9 +62,16 @@ class AttackConfig:
     adam_lr: float = 0.03  # Inverting Gradients: Adam's step on the signed gradient
     tv_weight: float = 0.01  # Inverting Gradients: weight of the total-variation prior
     restarts: int = 1  # Inverting Gradients: independent starts sharing the steps, the best kept
+    # What the client does to its update before sharing (dlg_core/defenses.py): comma-separated specs such as
+    # "prune:0.5,fp16", applied in order; "" shares the true update. Stored in canonical form.
+    defenses: str = ""
 
     def __post_init__(self) -> None:
         _validate(self)
+        if self.defenses:
+            from .defenses import parse_defenses, specs_text  # lazily: it imports torch
+
+            object.__setattr__(self, "defenses", specs_text(parse_defenses(self.defenses)))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -202,6 +214,8 @@ def _validate(c: AttackConfig) -> None:
     _check_range("adam_lr", c.adam_lr, 1e-6, 1)
     _check_range("tv_weight", c.tv_weight, 0, 2)
     _check_range("restarts", c.restarts, 1, 16)
+    if not isinstance(c.defenses, str):
+        raise BadInputError("Setting 'defenses' must be text such as \"prune:0.5,fp16\" (or \"\" for none).")
     if c.attack == "analytic" and c.model != "mlp":
         raise BadInputError("The closed-form attack needs a victim whose first layer is fully connected: "
                             "choose the mlp model.")
@@ -210,5 +224,6 @@ def _validate(c: AttackConfig) -> None:
 # The DLG and iDLG papers' settings (benchmark baseline): N(0,1) start, L-BFGS lr 1 with PyTorch's defaults.
 TEXTBOOK = AttackConfig(attack="dlg", model="lenet", classes=100, steps=300, distance="l2", lr=1.0, init="normal",
                         line_search="none", lbfgs="pytorch", history_size=100, max_iter=20, precision="float32")
-# What the app and the CLI use unless told otherwise: iDLG's label, a mid-grey start.
+# What the app and the CLI use unless told otherwise: the wide_cnn victim, iDLG's label, a mid-grey start,
+# the cosine distance.
 DEFAULT = AttackConfig()

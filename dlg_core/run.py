@@ -23,6 +23,7 @@ from . import limits, metrics
 from .attacks import ATTACKS, AttackerKnowledge, AttackSettings, Progress
 from .client import ClientReport, compute_fedavg_update, compute_shared_update
 from .config import AttackConfig
+from .defenses import apply_defenses, parse_defenses
 from .errors import BadInputError
 from .matching import matched_metrics
 from .models import build_model
@@ -120,6 +121,7 @@ class RunResult:
             "restarts": self.restarts,
             "config": c.to_dict(),
             "per_image": [dataclasses.asdict(score) for score in f.per_image] if f and f.per_image else None,
+            "defenses": [d.spec for d in parse_defenses(c.defenses)],  # applied in this order before sharing
         }
 
 
@@ -139,9 +141,11 @@ def _finite_or_none(x: float) -> float | None:
 def warm_up() -> None:
     """Pay PyTorch's one-off lazy imports now rather than inside the first timed run.
 
-    Creating the first optimiser in a process imports torch._dynamo (about 1 s measured here).
+    Creating the first optimiser in a process imports torch._dynamo (about 1 s measured here), and the first
+    SSIM imports scikit-image and scipy (0.6-1.2 s, profiled: inside the first snapshot, otherwise).
     """
     torch.optim.LBFGS([torch.zeros(1, requires_grad=True)])
+    metrics.ssim(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -180,6 +184,9 @@ def prepare_victim(config: AttackConfig, images: torch.Tensor, labels: tuple[int
             report = compute_shared_update(model, images, target)
         if not report.weak:
             break
+    if config.defenses:  # after the weak check, which judges the victim's own signal, not the defence's noise
+        defended = apply_defenses(report.update, parse_defenses(config.defenses), config.seed)
+        report = dataclasses.replace(report, update=defended, undefended=report.update)
     return Victim(model, report, seed)
 
 

@@ -83,7 +83,7 @@ def test_a_confident_victim_is_flagged_and_redrawn(chelsea32):
     assert report.weak and report.true_label_probability > 1 - WEAK_CONFIDENCE_MARGIN
     assert "Re-draw the victim" in report.warning
 
-    config = AttackConfig(seed=weak_seed)
+    config = AttackConfig(model="lenet", seed=weak_seed)
     victim = prepare_victim(config, chelsea32, (0,))
     assert victim.seed != weak_seed and not victim.report.weak and victim.report.warning is None
     kept = prepare_victim(config.replace(redraw_weak_victim=False), chelsea32, (0,))
@@ -175,7 +175,8 @@ def test_stop_request_ends_the_run_and_keeps_what_was_reached(chelsea32):
 
 
 def test_time_budget_ends_the_run(chelsea32):
-    result = run_to_end(DEFAULT.replace(steps=5000, max_seconds=0.3), chelsea32, [0])
+    # LeNet: the default wide_cnn can converge inside 0.3 s, before the budget is reached
+    result = run_to_end(DEFAULT.replace(model="lenet", steps=5000, max_seconds=0.3), chelsea32, [0])
     assert result.status == "timeout"
     assert result.steps_run < 5000
 

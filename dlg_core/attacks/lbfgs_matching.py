@@ -14,6 +14,20 @@ from .base import AttackerKnowledge, AttackSettings, Progress, candidate_gradien
 from .lbfgs import CompactLBFGS
 
 
+def matching_distance(candidate: tuple[torch.Tensor, ...], target: list[torch.Tensor], kind: str) -> torch.Tensor:
+    """base.gradient_distance, with the cosine distance in a form that float32 can take to zero.
+
+    1 - a.b / (|a| |b|) cancels: near a match it is below float32's resolution (6e-8), and L-BFGS then stops
+    short of 30 dB (measured: 3 of 12 runs at 64 px stuck at 28-29.6 dB). The same number written as
+    |a/|a| - b/|b||^2 / 2 is a sum of small squares, exact to the last bit of each.
+    """
+    if kind != "cosine":
+        return gradient_distance(candidate, target, kind)
+    cand = torch.cat([c.reshape(-1) for c in candidate])
+    targ = torch.cat([t.reshape(-1) for t in target])
+    return 0.5 * ((cand / cand.norm().clamp_min(1e-30) - targ / targ.norm().clamp_min(1e-30)) ** 2).sum()
+
+
 def match_gradients(knowledge: AttackerKnowledge, settings: AttackSettings,
                     known_labels: tuple[int, ...] | None) -> Iterator[Progress]:
     """Yields one Progress per L-BFGS step. With ``known_labels`` the label is fixed (iDLG), else learnt (DLG)."""
@@ -55,7 +69,7 @@ def match_gradients(knowledge: AttackerKnowledge, settings: AttackSettings,
             v.grad = None
         candidate = candidate_gradients(model, params, image, current_label_probs(),
                                         knowledge.shared_update.local_steps, knowledge.shared_update.local_lr)
-        distance = gradient_distance(candidate, target, settings.distance)
+        distance = matching_distance(candidate, target, settings.distance)
         distance.backward()
         last_distance = float(distance.detach())
         return distance

@@ -1,0 +1,269 @@
+"""What a client can do to its update before sharing it, and what that costs the learning.
+
+The defences are the ones DLG (Zhu, Liu & Han 2019, section 5) tried against its own attack, plus the
+DP-SGD recipe they stand in for:
+
+- ``gaussian:SCALE`` / ``laplace:SCALE``: independent noise on every entry (standard deviation SCALE, or
+  Laplace scale b = SCALE, whose standard deviation is b * sqrt(2)). DLG found that noise of variance 1e-2
+  (scale 0.1) stops the attack, and that below 1e-4 it does not; the learning suffers long before.
+- ``dp:CLIP:MULTIPLIER``: clip the whole update to L2 norm C, then add Gaussian noise of standard deviation
+  multiplier x C to every entry (Abadi et al. 2016's recipe, applied to a client's whole update as in
+  DP-FedAvg, McMahan et al. 2018). Only this one has a privacy budget: see ``dp_epsilon``.
+- ``prune:FRACTION``: zero the given fraction of smallest-magnitude entries of every tensor (layer), i.e.
+  share only the largest (1 - FRACTION); DLG needed more than 20% pruned to stop the attack.
+- ``fp16`` / ``int8``: round every entry to half precision, or to 8 bits with one symmetric scale per
+  tensor (max |g| / 127); DLG found half precision no defence.
+
+Defences compose, applied in the order given, and are seeded: the same seed draws the same noise.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from .client import SharedUpdate
+from .errors import BadInputError
+
+MAX_DEFENSES = 8  # in one list: more is no lesson, only a longer link
+MAX_SCALE = 100.0  # noise or clip beyond this drowns any gradient these victims produce
+NOISE_SEED_OFFSET = 2**20  # the noise's generator stays apart from the victim's and the attack's seeds
+
+DEFENSE_KINDS: dict[str, str] = {
+    "gaussian": "Gaussian noise of standard deviation SCALE added to every entry of the update.",
+    "laplace": "Laplacian noise of scale SCALE (standard deviation SCALE x 1.41) added to every entry.",
+    "dp": "DP-SGD's recipe: clip the whole update to norm CLIP, then add Gaussian noise of std MULTIPLIER x CLIP.",
+    "prune": "Share only the largest entries of each layer: the given fraction of the smallest is set to zero.",
+    "fp16": "Round every entry to half precision (16-bit floats) before sharing.",
+    "int8": "Round every entry to 8 bits, with one scale per layer (its largest magnitude / 127).",
+}
+_ARITY = {"gaussian": 1, "laplace": 1, "dp": 2, "prune": 1, "fp16": 0, "int8": 0}
+_SYNTAX = {"gaussian": "gaussian:SCALE", "laplace": "laplace:SCALE", "dp": "dp:CLIP:MULTIPLIER",
+           "prune": "prune:FRACTION_REMOVED", "fp16": "fp16", "int8": "int8"}
+
+# The Defences page's default ladders, weakest first (DLG's figure 4 spans the same ranges).
+STRENGTHS: dict[str, tuple[str, ...]] = {
+    "gaussian": ("gaussian:0.0001", "gaussian:0.001", "gaussian:0.01", "gaussian:0.1"),
+    "laplace": ("laplace:0.0001", "laplace:0.001", "laplace:0.01", "laplace:0.1"),
+    "dp": ("dp:1:0.001", "dp:1:0.01", "dp:1:0.1", "dp:1:1"),
+    "prune": ("prune:0.01", "prune:0.1", "prune:0.3", "prune:0.5", "prune:0.7", "prune:0.9"),
+    "fp16": ("fp16",),
+    "int8": ("int8",),
+}
+
+
+def _number(x: float) -> str:
+    """Shortest exact text of a float: 0.01, 1e-05, 2 (not 2.0)."""
+    text = repr(float(x))
+    return text[:-2] if text.endswith(".0") else text
+
+
+@dataclass(frozen=True)
+class Defense:
+    kind: str
+    params: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in _ARITY:
+            raise BadInputError(f"Unknown defence {self.kind!r}: choose one of {', '.join(_SYNTAX.values())}.")
+        if len(self.params) != _ARITY[self.kind]:
+            raise BadInputError(f"The {self.kind} defence is written {_SYNTAX[self.kind]}.")
+        if not all(isinstance(p, (int, float)) and math.isfinite(p) for p in self.params):
+            raise BadInputError(f"The {self.kind} defence needs finite numbers: {_SYNTAX[self.kind]}.")
+        object.__setattr__(self, "params", tuple(float(p) for p in self.params))
+        p = self.params
+        if self.kind in ("gaussian", "laplace") and not 0 <= p[0] <= MAX_SCALE:
+            raise BadInputError(f"The {self.kind} noise scale must be between 0 and {MAX_SCALE:g}, not {p[0]:g}.")
+        if self.kind == "dp" and not (0 < p[0] <= MAX_SCALE and 0 <= p[1] <= MAX_SCALE):
+            raise BadInputError(f"dp:CLIP:MULTIPLIER needs 0 < CLIP <= {MAX_SCALE:g} and 0 <= MULTIPLIER <= "
+                                f"{MAX_SCALE:g}, not {p[0]:g} and {p[1]:g}.")
+        if self.kind == "prune" and not 0 <= p[0] < 1:
+            raise BadInputError(f"prune:FRACTION_REMOVED needs 0 <= FRACTION < 1 (0.9 removes 90%), not {p[0]:g}.")
+
+    @property
+    def spec(self) -> str:
+        return ":".join([self.kind, *(_number(p) for p in self.params)])
+
+    @property
+    def label(self) -> str:
+        p = self.params
+        if self.kind == "gaussian":
+            return f"Gaussian noise, scale {p[0]:g}"
+        if self.kind == "laplace":
+            return f"Laplacian noise, scale {p[0]:g}"
+        if self.kind == "dp":
+            return f"Clip to norm {p[0]:g}, then Gaussian noise x{p[1]:g} (DP-SGD)"
+        if self.kind == "prune":
+            return f"Prune {100 * p[0]:g}% of entries"
+        return "Half precision (fp16)" if self.kind == "fp16" else "8-bit integers (int8)"
+
+    def apply(self, gradients: tuple[torch.Tensor, ...], generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """The defended tensors (new ones; the inputs are not modified). Noise is drawn on the CPU from
+        ``generator``, so a run is reproducible whatever device it uses."""
+        kind, p = self.kind, self.params
+        if kind == "gaussian":
+            return tuple(g + p[0] * _randn(g, generator) for g in gradients)
+        if kind == "laplace":
+            # The difference of two Exp(1) draws is Laplace(0, 1); torch's Laplace takes no generator.
+            return tuple(g + p[0] * (_exponential(g, generator) - _exponential(g, generator)) for g in gradients)
+        if kind == "dp":
+            clip, multiplier = p
+            norm = float(torch.sqrt(sum((g.double() ** 2).sum() for g in gradients)))
+            factor = min(1.0, clip / (norm + 1e-12))  # shrink only an update longer than the bound
+            return tuple(g * factor + multiplier * clip * _randn(g, generator) for g in gradients)
+        if kind == "prune":
+            return tuple(_prune(g, p[0]) for g in gradients)
+        if kind == "fp16":
+            return tuple(g.to(torch.float16).to(g.dtype) for g in gradients)
+        return tuple(_int8(g) for g in gradients)
+
+
+def _randn(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(like.shape, generator=generator, dtype=like.dtype).to(like.device)
+
+
+def _exponential(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return torch.empty(like.shape, dtype=like.dtype).exponential_(generator=generator).to(like.device)
+
+
+def pruned_count(numel: int, fraction: float) -> int:
+    """Entries a tensor of ``numel`` loses to ``prune:fraction`` (rounded down: never more than asked)."""
+    return int(math.floor(fraction * numel + 1e-9))  # 0.29 * 100 is 28.999... in floating point
+
+
+def _prune(g: torch.Tensor, fraction: float) -> torch.Tensor:
+    keep = g.numel() - pruned_count(g.numel(), fraction)
+    flat = g.reshape(-1)
+    mask = torch.zeros_like(flat, dtype=torch.bool)
+    mask[flat.abs().topk(keep).indices] = True  # exactly `keep` entries survive, ties or not
+    return torch.where(mask, flat, torch.zeros_like(flat)).reshape(g.shape)
+
+
+def int8_scale(g: torch.Tensor) -> float:
+    """The per-tensor symmetric scale: the largest magnitude maps to 127."""
+    return float(g.abs().max()) / 127 if g.numel() else 0.0
+
+
+def _int8(g: torch.Tensor) -> torch.Tensor:
+    scale = int8_scale(g)
+    if scale == 0:
+        return g.clone()  # all zeros: nothing to round
+    return (g / scale).round().clamp(-127, 127).to(torch.int8).to(g.dtype) * scale
+
+
+def parse_defense(spec: str) -> Defense:
+    """``gaussian:0.01`` -> Defense("gaussian", (0.01,)); a bad spec -> BadInputError with one line."""
+    if not isinstance(spec, str):
+        raise BadInputError(f"A defence is text like gaussian:0.01, not {type(spec).__name__}.")
+    text = spec.strip().lower()
+    kind, *numbers = text.split(":")
+    if kind not in _ARITY:
+        shown = text if len(text) <= 30 else text[:27] + "..."
+        raise BadInputError(f"Unknown defence {shown!r}: write one of {', '.join(_SYNTAX.values())}.")
+    try:
+        params = tuple(float(n) for n in numbers)
+    except ValueError:
+        raise BadInputError(f"The {kind} defence has an unreadable number: write {_SYNTAX[kind]}.") from None
+    return Defense(kind, params)
+
+
+def parse_defenses(text: str) -> tuple[Defense, ...]:
+    """A comma-separated list of specs, applied in that order; "" (or "none") is no defence."""
+    if not isinstance(text, str):
+        raise BadInputError("Defences are text: comma-separated specs like prune:0.5,fp16.")
+    if text.strip().lower() in ("", "none"):
+        return ()
+    defenses = tuple(parse_defense(part) for part in text.split(","))
+    if len(defenses) > MAX_DEFENSES:
+        raise BadInputError(f"At most {MAX_DEFENSES} defences at once, not {len(defenses)}.")
+    return defenses
+
+
+def specs_text(defenses: Sequence[Defense]) -> str:
+    """The canonical comma-separated text of a list of defences ("" for none)."""
+    return ",".join(d.spec for d in defenses)
+
+
+def apply_defenses(update: SharedUpdate, defenses: Sequence[Defense], seed: int) -> SharedUpdate:
+    """The update as the client shares it: each defence in turn, noise from one generator seeded by ``seed``."""
+    generator = torch.Generator().manual_seed(int(seed) + NOISE_SEED_OFFSET)
+    gradients = tuple(g.detach() for g in update.gradients)
+    for defense in defenses:
+        gradients = defense.apply(gradients, generator)
+    return SharedUpdate(gradients, local_steps=update.local_steps, local_lr=update.local_lr)
+
+
+@dataclass(frozen=True)
+class DefenseCost:
+    """What a defence costs the federation: how far the shared update is from the true one, and its effect on
+    the victim's loss after one SGD step (on the client's own batch)."""
+
+    cosine: float  # cosine similarity of the defended and the true update (1: same direction)
+    relative_error: float  # ||defended - true|| / ||true||
+    loss_before: float
+    loss_after_true: float  # one step of size lr along the true update
+    loss_after_defended: float  # the same step along the defended one
+
+
+def _gradients(update: SharedUpdate | Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
+    return update.gradients if isinstance(update, SharedUpdate) else update
+
+
+def _flat(update: SharedUpdate | Sequence[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([g.detach().reshape(-1).double() for g in _gradients(update)])
+
+
+def learning_cost(model: nn.Module, images: torch.Tensor, labels, true_update: SharedUpdate,
+                  defended_update: SharedUpdate, lr: float = 0.1) -> DefenseCost:
+    """See ``DefenseCost``. The model is not modified: the steps run through ``torch.func.functional_call``."""
+    true_flat, defended_flat = _flat(true_update), _flat(defended_update)
+    true_norm = float(true_flat.norm())
+    cosine = float(F.cosine_similarity(true_flat, defended_flat, dim=0, eps=1e-30))
+    relative = float((defended_flat - true_flat).norm()) / true_norm if true_norm > 0 else math.inf
+    parameter = next(model.parameters())
+    images = images.to(parameter.device)
+    target = torch.as_tensor(labels, device=parameter.device).reshape(-1)
+    names = [name for name, p in model.named_parameters() if p.requires_grad]
+    weights = [p.detach() for p in model.parameters() if p.requires_grad]
+
+    def loss_after(update: SharedUpdate | None) -> float:
+        moved = weights if update is None else [
+            w - lr * g.to(w.device, w.dtype) for w, g in zip(weights, _gradients(update), strict=True)]
+        with torch.no_grad():
+            logits = functional_call(model, dict(zip(names, moved, strict=True)), (images,))
+        return float(F.cross_entropy(logits, target))
+
+    return DefenseCost(cosine=cosine, relative_error=relative, loss_before=loss_after(None),
+                       loss_after_true=loss_after(true_update), loss_after_defended=loss_after(defended_update))
+
+
+def dp_epsilon(noise_multiplier: float, delta: float = 1e-5, steps: int = 1, sample_rate: float = 1.0) -> float | None:
+    """The privacy budget epsilon of the ``dp`` defence, from Opacus's Renyi-DP accountant (Mironov 2017).
+
+    Assumptions, which the page must state: the unit of privacy is the client's whole update (one
+    client's photos together, "user-level" DP as in DP-FedAvg, McMahan et al. 2018), its norm is clipped to
+    C and Gaussian noise of std ``noise_multiplier`` x C is added, as ``dp:C:MULTIPLIER`` does; the client
+    shares ``steps`` such updates, each round taking part with probability ``sample_rate`` (1.0: every round,
+    so no amplification by sampling); the guarantee is (epsilon, ``delta``)-DP. The accountant gives an
+    upper bound, over Renyi orders from 1.01 up (small multipliers need orders near 1, and their epsilon is
+    huge anyway). Returns math.inf without noise, and None when Opacus is not installed.
+    """
+    if noise_multiplier <= 0:
+        return math.inf
+    try:
+        from opacus.accountants import RDPAccountant  # imported lazily: opacus takes seconds to import
+    except ImportError:
+        return None
+    accountant = RDPAccountant()
+    accountant.history = [(float(noise_multiplier), float(sample_rate), int(steps))]
+    orders = [1 + k / 100 for k in range(1, 10)] + list(RDPAccountant.DEFAULT_ALPHAS)
+    with warnings.catch_warnings():  # "optimal order is the smallest alpha": the bound holds, only loosely
+        warnings.simplefilter("ignore", UserWarning)
+        return float(accountant.get_epsilon(delta=delta, alphas=orders))
