@@ -1,7 +1,7 @@
 """Gradient Leakage Lab, the live app: `streamlit run app.py`.
 
 The entry point only sets the page up and lists the pages (Streamlit's st.navigation); the pages live in
-pages/, their reusable pieces in ui/, and the science in dlg_core/ (which never imports Streamlit).
+app_pages/, their reusable pieces in ui/, and the science in dlg_core/ (which never imports Streamlit).
 """
 
 import streamlit as st
@@ -14,8 +14,11 @@ st.set_page_config(page_title="Gradient Leakage Lab", page_icon=":material/lock_
 page_style()
 navigation = st.navigation(
     [
-        st.Page("pages/attack_lab.py", title="Attack lab", icon=":material/science:", default=True),
-        st.Page("pages/how_it_works.py", title="How it works", icon=":material/school:"),
+        st.Page("app_pages/attack_lab.py", title="Attack lab", icon=":material/science:", default=True),
+        st.Page("app_pages/compare.py", title="Compare attacks", icon=":material/compare_arrows:"),
+        st.Page("app_pages/defences.py", title="Defences", icon=":material/shield:"),
+        st.Page("app_pages/experiments.py", title="Experiments", icon=":material/table_chart:"),
+        st.Page("app_pages/how_it_works.py", title="How it works", icon=":material/school:"),
     ],
     position="top",
 )

@@ -264,3 +264,18 @@ class TabSession:
                                          f"last events: {self.events[-8:]}")
                 self._changed.wait(min(left, 0.5))
             return found
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick an option of a selectbox. A click that lands while the page is still being drawn can leave the list
+    closed, so open it again until the option shows."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(5):
+        page.get_by_role("combobox", name=label).click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=3_000)
+            return
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    raise AssertionError(f"option {option!r} of {label!r} never showed")

@@ -69,7 +69,7 @@ def test_attack_lab_renders_with_defaults(app_test):
 
 def test_how_it_works_renders_with_live_label_chart(app_test):
     at = app_test().run()
-    at.switch_page("pages/how_it_works.py").run()
+    at.switch_page("app_pages/how_it_works.py").run()
     no_exception(at)
     assert at.title[0].value == "How it works"
     assert len(at.latex) >= 4
@@ -84,7 +84,7 @@ def test_how_it_works_renders_with_live_label_chart(app_test):
 def test_how_it_works_follows_the_chosen_photo_and_label(app_test):
     at = app_test().run()
     at.button(key="pick_dog_pekingese").click().run()
-    at.switch_page("pages/how_it_works.py").run()
+    at.switch_page("app_pages/how_it_works.py").run()
     no_exception(at)
     text = " ".join(m.value for m in at.markdown)
     assert "Pekingese-type dog" in text and "is **dog**, exactly the true label" in text
@@ -227,7 +227,7 @@ def test_webcam_snapshot_becomes_the_photo(app_test):
 
 def test_shared_link_restores_config_and_replays_the_run(app_test):
     at = app_test()
-    for key, value in {"sample": "dog_german_shepherd", "attack": "dlg", "seed": "3", **QUICK}.items():
+    for key, value in {"v": "2", "sample": "dog_german_shepherd", "attack": "dlg", "seed": "3", **QUICK}.items():
         at.query_params[key] = value
     at.run()
     no_exception(at)
@@ -293,6 +293,18 @@ def test_link_params_round_trip():
     assert parse_link({}) is None
 
 
+def test_links_made_before_the_default_changed_replay_their_own_run():
+    # A link leaves out the settings equal to the defaults of its day; those made before links carried a
+    # version were made while LeNet and the squared L2 distance were the defaults.
+    old = parse_link({"sample": "dog_pekingese", "size": "24"})
+    assert old.config == DEFAULT.replace(model="lenet", distance="l2", size=24)
+    assert parse_link({"sample": "dog_pekingese", "model": "mlp"}).config.model == "mlp"  # named: kept
+    new = parse_link(link_params(DEFAULT.replace(size=24), "dog_pekingese", 1))
+    assert new.config == DEFAULT.replace(size=24) and DEFAULT.model != "lenet"
+    with pytest.raises(BadInputError, match="version"):
+        parse_link({"sample": "dog_pekingese", "v": "9"})
+
+
 # --- state across pages and the history's bookkeeping -----------------------------------------------------
 
 
@@ -302,8 +314,8 @@ def test_settings_and_run_survive_a_visit_to_the_other_page(app_test):
     at.selectbox(key="cfg_attack").set_value("dlg")
     at.button(key="pick_cat_kitten_yarn").click().run()
     at.button(key="run").click().run()
-    at.switch_page("pages/how_it_works.py").run()
-    at.switch_page("pages/attack_lab.py").run()
+    at.switch_page("app_pages/how_it_works.py").run()
+    at.switch_page("app_pages/attack_lab.py").run()
     no_exception(at)
     assert at.select_slider(key="cfg_size").value == 16
     assert at.selectbox(key="cfg_attack").value == "dlg"

@@ -1,4 +1,4 @@
-"""Reusable Streamlit pieces of the app; the pages in ``pages/`` only lay them out and word them.
+"""Reusable Streamlit pieces of the app; the pages in ``app_pages/`` only lay them out and word them.
 
 - ``ui.pictures``: crisp upscaling and the per-pixel error heat map (numpy only)
 - ``ui.history``: one run's history in session state: every snapshot's metrics, up to 300 frames

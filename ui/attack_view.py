@@ -13,7 +13,7 @@ beyond that waits in a queue, with its place shown, and every way out of the loo
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -50,11 +50,13 @@ STATUS_TEXT = {
 
 @st.cache_resource(show_spinner="Warming up the attacker (once per server)...")
 def warm_up() -> bool:
-    """Pay PyTorch's one-off costs (first L-BFGS step, SSIM's imports: about 1 s) before anyone presses Run."""
+    """Pay PyTorch's one-off costs (first L-BFGS step, SSIM's imports: about 1 s; first Adam step and learning-rate
+    schedule, for Inverting Gradients: about 2 s) before anyone presses Run, or times an attack."""
     first = SAMPLES[0]
-    config = DEFAULT.replace(steps=1, size=16)
-    for _ in AttackRun(config, sample_tensor(first.name, 16), (first.label % config.classes,)):
-        pass
+    for attack in (DEFAULT.attack, "ig"):
+        config = DEFAULT.replace(attack=attack, steps=1, size=16)
+        for _ in AttackRun(config, sample_tensor(first.name, 16), (first.label % config.classes,)):
+            pass
     return True
 
 
@@ -156,7 +158,8 @@ def client_panel(history: RunHistory) -> None:
         st.warning(history.warning, icon=":material/warning:")
 
 
-def _image(slot, picture: np.ndarray, caption: str) -> None:
+def show_picture(slot, picture: np.ndarray, caption: str) -> None:
+    """A tiny image enlarged with crisp pixels, in a placeholder (redrawn in place by the live views)."""
     slot.image(upscale(picture, DISPLAY_PX), caption=caption, width="stretch", output_format="PNG")
 
 
@@ -172,14 +175,14 @@ class FrameView:
         pictures, side = st.columns([3, 1], gap="medium", vertical_alignment="center")
         # A grid keeps the three side by side down to a phone's width (columns would stack or scroll).
         cells = pictures.container(key=f"pixels_{key}").grid(3, min_column_width=90, gap="small")
-        _image(cells.container(), history.original, "Private photo (never sent)")
+        show_picture(cells.container(), history.original, "Private photo (never sent)")
         self.recon = cells.container(key=f"{key}_recon").empty()
         self.error = cells.container().empty()
         self.label = side.empty()
 
     def show(self, frame: Frame, with_label: bool = True) -> None:
-        _image(self.recon, frame.image, f"Reconstruction, step {frame.step}")
-        _image(self.error, error_map(frame.image, self.history.original),
+        show_picture(self.recon, frame.image, f"Reconstruction, step {frame.step}")
+        show_picture(self.error, error_map(frame.image, self.history.original),
                f"Error: black exact, yellow {ERROR_VMAX:.0%}+ off")
         if with_label:
             label_guess_view(frame, self.history, self.label)
@@ -251,6 +254,28 @@ class LiveCharts:
 # ---------------------------------------------------------------------------------------------------- live run
 
 
+def follow_run(run: AttackRun, history: RunHistory, draw_frame: Callable[[Frame], None],
+               draw_charts: Callable[[Frame], None]) -> None:
+    """Run ``run`` to its end inside this script run, storing every snapshot in ``history`` as it arrives.
+
+    ``draw_frame`` is called at most ``REDRAW_HZ`` times a second (images, progress line) and ``draw_charts``
+    at most ``CHART_HZ`` (charts are dearer to build and to render); snapshots are never skipped, only
+    redraws. Stop, a reload or a closed tab ends it within ``CHECK_IN_SECONDS`` (see ``interruptible``).
+    Hold a run slot around it (``run_slots().hold``).
+    """
+    with interruptible(run):
+        last_frame = last_chart = 0.0
+        for snap in run:
+            frame = history.add(snap)
+            now = time.perf_counter()
+            if now - last_frame >= 1 / REDRAW_HZ:
+                last_frame = now
+                draw_frame(frame)
+            if now - last_chart >= 1 / CHART_HZ:
+                last_chart = now
+                draw_charts(frame)
+
+
 def live_attack_view(photo: Photo, config: AttackConfig, label: int) -> None:
     """Compute the client's update, then animate the attacker, storing every snapshot as it comes."""
     try:
@@ -278,23 +303,19 @@ def live_attack_view(photo: Photo, config: AttackConfig, label: int) -> None:
         queue_slot.info(queue_message(position, slots.slots), icon=":material/hourglass_top:")
         return True
 
+    def draw_frame(frame: Frame) -> None:
+        progress_line(history, progress_slot)
+        view.show(frame, with_label=False)
+
+    def draw_charts(frame: Frame) -> None:
+        label_guess_view(frame, history, view.label)
+        live_charts.draw(history.rows)
+
     # At most one attack per CPU core at a time in this server process (dlg_core.slots); the slot is
     # given back however the loop ends: finished, stopped, reloaded, tab closed, or an error.
-    with slots.hold(keep_waiting), interruptible(run):
+    with slots.hold(keep_waiting):
         queue_slot.empty()
-        # Images and the progress line at REDRAW_HZ; the charts (dearer to build and to render) less often.
-        last_frame = last_chart = 0.0
-        for snap in run:
-            frame = history.add(snap)
-            now = time.perf_counter()
-            if now - last_frame >= 1 / REDRAW_HZ:
-                last_frame = now
-                progress_line(history, progress_slot)
-                view.show(frame, with_label=False)
-            if now - last_chart >= 1 / CHART_HZ:
-                last_chart = now
-                label_guess_view(frame, history, view.label)
-                live_charts.draw(history.rows)
+        follow_run(run, history, draw_frame, draw_charts)
     assert run.result is not None
     history.finish(run.result)
     st.rerun()  # the finished run is shown by the results view, with its replay slider
@@ -351,7 +372,7 @@ def run_summary(history: RunHistory) -> None:
                 "leaked). Replay it below, or press Run to start again.", icon=":material/pause_circle:")
     else:
         st.warning(f"**Not rebuilt this time:** {row['psnr']:.1f} dB, below the {SUCCESS_PSNR:g} dB line. "
-                   "Try more steps, another seed, the CNN victim or a smaller resolution.", icon=":material/lock:")
+                   "Try more steps, another seed, the wide CNN victim or a smaller resolution.", icon=":material/lock:")
     status = STATUS_TEXT.get(history.status, history.status)
     st.caption(f"Status: **{status}**" + (f": {history.message}" if history.message else ""))
     correct = history.label_correct

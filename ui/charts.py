@@ -82,3 +82,105 @@ def gradient_rows_figure(row_sums: Sequence[float], name: Callable[[int], str],
                       yaxis_title="row sum", xaxis_title="class")
     fig.add_hline(y=0, line={"color": MUTED, "width": 1})
     return fig
+
+
+# ---------------------------------------------------------------------------------------------------- defences
+
+
+def strength_colours(count: int) -> list[str]:
+    """One colour per defence strength, from pale (weakest) to deep (strongest); the reference keeps ACCENT."""
+    from plotly.colors import sample_colorscale
+
+    return sample_colorscale("Blues", [0.35 + 0.65 * i / max(count - 1, 1) for i in range(count)])
+
+
+def defence_lines_figure(names: Sequence[str], rows: Sequence[Sequence[dict]], height: int = CHART_HEIGHT) -> go.Figure:
+    """Live PSNR of every run of a defence comparison against the step: the first is the undefended reference."""
+    fig = _figure("PSNR of each run (higher: more leaked)", "PSNR in dB", height)
+    fig.update_layout(showlegend=True, legend={"orientation": "h", "y": -0.4, "x": 0}, hovermode="closest",
+                      margin={"l": 10, "r": 10, "t": 40, "b": 30})
+    fig.add_hline(y=SUCCESS_PSNR, line={"color": GOOD, "width": 1.5, "dash": "dash"},
+                  annotation_text=f"leaked: {SUCCESS_PSNR:g} dB", annotation_position="bottom right",
+                  annotation_font_color=GOOD)
+    colours = [ACCENT, *strength_colours(len(names) - 1)]
+    for name, lane, colour in zip(names, rows, colours, strict=True):
+        fig.add_trace(go.Scatter(x=[r["step"] for r in lane], y=[min(r["psnr"], 99.0) for r in lane], mode="lines",
+                                 line={"color": colour, "width": 2.5}, name=name,
+                                 hovertemplate=f"{name}: %{{y:.1f}} dB<extra></extra>"))
+    return fig
+
+
+def defence_privacy_figure(ticks: Sequence[str], psnr: Sequence[float | None], ssim: Sequence[float | None],
+                           axis_title: str, height: int = 320) -> go.Figure:
+    """What the attacker still gets at each strength: PSNR (left axis) and SSIM (right axis)."""
+    fig = _figure("What the attacker gets", "attack PSNR in dB", height)
+    fig.update_layout(showlegend=True, legend={"orientation": "h", "y": -0.3, "x": 0}, hovermode="x unified",
+                      xaxis_title=axis_title, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig.add_hline(y=SUCCESS_PSNR, line={"color": GOOD, "width": 1.5, "dash": "dash"},
+                  annotation_text=f"leaked above {SUCCESS_PSNR:g} dB", annotation_position="bottom left",
+                  annotation_font_color=GOOD)
+    fig.add_trace(go.Scatter(x=list(ticks), y=[None if p is None else min(p, 99.0) for p in psnr],
+                             mode="lines+markers", line={"color": ACCENT, "width": 2.5}, marker={"size": 9},
+                             name="PSNR (dB)", hovertemplate="PSNR %{y:.1f} dB<extra></extra>"))
+    fig.add_trace(go.Scatter(x=list(ticks), y=list(ssim), mode="lines+markers", yaxis="y2",
+                             line={"color": "#f7b267", "width": 2, "dash": "dot"}, marker={"size": 7},
+                             name="SSIM (right axis)", hovertemplate="SSIM %{y:.3f}<extra></extra>"))
+    fig.update_layout(yaxis2={"title": "SSIM", "overlaying": "y", "side": "right", "range": [-0.05, 1.05],
+                              "tickvals": [0, 0.25, 0.5, 0.75, 1], "showgrid": False, "tickmode": "array"})
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def defence_cost_figure(ticks: Sequence[str], cosine: Sequence[float], progress: Sequence[float | None],
+                        axis_title: str, height: int = 320) -> go.Figure:
+    """What the defence costs the learning, both 1 for the true update: the cosine similarity of the shared update
+    to the true one, and the share of the true step's loss reduction that one step with the shared update keeps."""
+    fig = _figure("What the learning pays", "1 = as good as the true update", height)
+    fig.update_layout(showlegend=True, legend={"orientation": "h", "y": -0.3, "x": 0}, hovermode="x unified",
+                      xaxis_title=axis_title, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig.add_hline(y=1, line={"color": MUTED, "width": 1, "dash": "dot"})
+    fig.add_trace(go.Scatter(x=list(ticks), y=list(cosine), mode="lines+markers", marker={"size": 9},
+                             line={"color": "#7aa2ff", "width": 2.5}, name="cosine similarity to the true update",
+                             hovertemplate="cosine %{y:.4f}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=list(ticks), y=list(progress), mode="lines+markers", marker={"size": 7},
+                             line={"color": "#f7b267", "width": 2, "dash": "dot"},
+                             name="training progress kept (one step)",
+                             hovertemplate="progress kept %{y:.0%}<extra></extra>"))
+    low = min([v for v in (*cosine, *progress) if v is not None], default=0.0)
+    fig.update_yaxes(range=[min(-0.05, low - 0.05), 1.1])
+    fig.update_xaxes(type="category")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------- experiments
+
+
+def experiment_rates_figure(groups: Sequence[str], success: Sequence[float | None], labels: Sequence[float | None],
+                            axis_title: str, height: int = 340) -> go.Figure:
+    """Per group of an experiment: the share of runs that reached the success line, and the label accuracy."""
+    fig = _figure("Per group", "share of runs", height)
+    fig.update_layout(showlegend=True, legend={"orientation": "h", "y": -0.35, "x": 0}, hovermode="x unified",
+                      xaxis_title=axis_title, barmode="group")
+    fig.add_trace(go.Bar(x=list(groups), y=list(success), name=f"reached {SUCCESS_PSNR:g} dB", marker_color=ACCENT,
+                         hovertemplate="%{y:.0%} reached " + f"{SUCCESS_PSNR:g} dB<extra></extra>"))
+    fig.add_trace(go.Bar(x=list(groups), y=list(labels), name="label right", marker_color="#7aa2ff",
+                         hovertemplate="labels right: %{y:.0%}<extra></extra>"))
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def experiment_runs_figure(groups: Sequence[str], psnr: Sequence[float | None], names: Sequence[str],
+                           axis_title: str, height: int = 340) -> go.Figure:
+    """Every run of an experiment as a dot: its final PSNR, in its group, with the success line."""
+    fig = _figure("Every run", "final PSNR in dB", height)
+    fig.update_layout(xaxis_title=axis_title, hovermode="closest")
+    fig.add_hline(y=SUCCESS_PSNR, line={"color": GOOD, "width": 1.5, "dash": "dash"},
+                  annotation_text=f"leaked: {SUCCESS_PSNR:g} dB", annotation_position="bottom right",
+                  annotation_font_color=GOOD)
+    fig.add_trace(go.Box(x=list(groups), y=[None if p is None else min(p, 99.0) for p in psnr], text=list(names),
+                         boxpoints="all", jitter=0.4, pointpos=0, fillcolor="rgba(0,0,0,0)",
+                         line={"color": "rgba(0,0,0,0)"}, marker={"color": ACCENT, "size": 8, "opacity": 0.8},
+                         hovertemplate="%{text}<br>%{y:.1f} dB<extra></extra>", name="runs"))
+    fig.update_xaxes(type="category")
+    return fig

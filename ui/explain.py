@@ -31,7 +31,7 @@ digraph {
     photo -> grad [label="one step of\nthe shared model W"]; }
   subgraph cluster_server { label="Server = attacker"; fontcolor="#ff4b6e"; color="#ff4b6e"; style="rounded";
     dummy [label="dummy photo x′\n(and label y′)"]; dgrad [label="dummy gradient ∇W′"];
-    dist [label="distance\n‖∇W′ − ∇W‖²"];
+    dist [label="distance\nbetween ∇W′ and ∇W"];
     dummy -> dgrad [label="same model W"]; dgrad -> dist;
     dist -> dummy [label="L-BFGS nudges x′", style=dashed, constraint=false]; }
   grad -> dist [label="shares only ∇W", color="#ff4b6e", fontcolor="#ff4b6e", penwidth=2];

@@ -1,8 +1,13 @@
 """Shareable links: a run's settings, and a bundled sample's name, in the URL's query parameters.
 
 A link carries ``sample=<name>``, ``label=<n>`` when the true label is not the sample's own animal, and the
-settings that differ from the defaults (``AttackConfig.to_query_params``). A user's own photo is never put
-in a link: its link carries the settings alone. Opening a link restores all of that and replays the run.
+settings that differ from the defaults (``AttackConfig.to_query_params``), and ``v=2``, the link format. A
+user's own photo is never put in a link: its link carries the settings alone. Opening a link restores all of
+that and replays the run.
+
+A link leaves out the settings equal to the defaults of the day it was made, so when a default changes, old
+links must still be read with the old one: a link without ``v`` was made while the default victim was LeNet
+and the default distance the squared L2 one.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ KEY_READ = "link_read"
 KEY_ERROR = "link_error"
 KEY_NOTE = "link_note"
 FALLBACK_URL = "http://localhost:8501/"
+LINK_VERSION = "2"
+# The defaults that links without a version left out and that have changed since (dlg_core.config's history).
+FIRST_LINK_DEFAULTS = {"model": "lenet", "distance": "l2"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,11 @@ def parse_link(params: Mapping[str, str]) -> SharedLink | None:
                             f"{limits.MAX_CONFIG_BYTES // 1024} KB.")
     sample_name = params.pop("sample", None)
     label_text = params.pop("label", None)
+    version = params.pop("v", "1")
+    if version == "1":
+        params = FIRST_LINK_DEFAULTS | params
+    elif version != LINK_VERSION:
+        raise BadInputError(f"Unknown link version {short(version)}: this app reads versions 1 and {LINK_VERSION}.")
     config = AttackConfig.from_query_params(params)
     if sample_name is not None and sample_name not in {s.name for s in SAMPLES}:
         raise BadInputError(f"Unknown sample {short(sample_name)}: choose one of {', '.join(s.name for s in SAMPLES)}.")
@@ -79,7 +92,7 @@ AUTOLINKS = (("://", ":\u200b//"), ("www.", "www\u200b."), ("@", "\u200b@"))
 
 def link_params(config: AttackConfig, sample_name: str | None, label: int) -> dict[str, str]:
     """The query parameters that reproduce a run; only a bundled sample is named, never a user's photo."""
-    params: dict[str, str] = {}
+    params: dict[str, str] = {"v": LINK_VERSION}
     if sample_name is not None:
         params["sample"] = sample_name
         if label != sample(sample_name).label:

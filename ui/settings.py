@@ -17,7 +17,8 @@ from dlg_core.images import CLASS_NAMES, SAMPLES
 # Session-state key of each exposed AttackConfig field; the rest (device) come from KEY_BASE.
 FIELD_KEYS = {name: f"cfg_{name}" for name in (
     "model", "attack", "size", "classes", "steps", "seed", "distance", "init", "lr", "max_iter", "history_size",
-    "line_search", "lbfgs", "precision", "threads", "max_seconds", "redraw_weak_victim") if hasattr(DEFAULT, name)}
+    "line_search", "lbfgs", "precision", "threads", "max_seconds", "redraw_weak_victim", "activation", "trained_steps",
+    "fedavg_steps", "fedavg_lr") if hasattr(DEFAULT, name)}
 KEY_LABEL = "cfg_label"
 KEY_LARGE = "cfg_large_images"
 KEY_BASE = "cfg_base"  # the config the widgets start from: DEFAULT, or a shared link's
@@ -25,12 +26,29 @@ SMALL_SIZES = (16, 24, 32, 40, 48, 56, 64)
 LARGE_SIZES = (80, 96, 112, 128)
 PERSIST = "session"  # widget values survive a visit to the other page
 
-MODEL_LABELS = {"lenet": "LeNet (DLG's victim)", "cnn": "CNN (the seed paper's kind)",
+MODEL_LABELS = {"wide_cnn": "Wide CNN (the default: leaks every pixel)", "lenet": "LeNet (DLG's victim)",
+                "cnn": "CNN (the seed paper's kind)",
                 "mlp": "MLP (fully connected)", "resnet": "ResNet (small, deeper)"}
 ATTACK_LABELS = {"dlg": "DLG (Zhu et al. 2019)", "idlg": "iDLG (Zhao et al. 2020)",
                  "ig": "Inverting Gradients (Geiping et al. 2020)", "analytic": "Closed form (MLP victims only)"}
 DISTANCE_LABELS = {"l2": "L2, squared (the papers')", "nl2": "L2, normalised", "cosine": "Cosine (Geiping et al.)"}
 INIT_LABELS = {"grey": "mid-grey", "normal": "random normal (DLG's)", "uniform": "random uniform"}
+ACTIVATION_LABELS = {"sigmoid": "sigmoid (smooth: DLG's)", "tanh": "tanh", "relu": "ReLU (what people train)"}
+# Shown wherever the closed-form attack can be chosen (the reasons: dlg_core/attacks/analytic.py's docstring).
+ANALYTIC_NOTE = (
+    "**The closed form** reads the photo straight off the first layer: for a fully-connected first layer "
+    "y = W x + b, each row of the weight gradient is the photo scaled by that row's bias gradient, so one "
+    "division gives it back, exact and instant. That needs a victim whose first layer is fully connected "
+    "(the MLP). **With a batch** it gives mixtures, not photos: the shared gradient is a sum over the batch, "
+    "so each row is the photos added up with different weights, and dividing gives a weighted average of "
+    "them. Only a unit that a single photo switches on gives that photo clean (the command line attacks "
+    "batches: `--image`, repeated).")
+# Shown wherever a trained victim can be chosen (dlg_core/training.py measures it; client.py flags weak updates).
+TRAINED_NOTE = ("**A trained victim leaks differently.** It is confident on photos like the ones it learnt from, "
+                "and every gradient starts from (p - y) at the output: near p = 100% they all shrink, so the "
+                "update of a photo it already knows carries less and the attack gets less back (the client then "
+                "warns of a weak gradient). A photo it gets wrong still leaks as much as ever, and training shapes "
+                "what the gradient describes: learnt edges and colours instead of random features.")
 
 
 def _label(names: dict[str, str]):
@@ -58,6 +76,19 @@ def init_state(base: AttackConfig | None = None, force: bool = False) -> None:
     st.session_state.setdefault(KEY_LABEL, SAMPLES[0].label)
 
 
+def carry_over() -> None:
+    """Keep the settings when the visitor moves to another page that shows them (Attack lab, Compare attacks).
+
+    Streamlit's widget identity includes the page, so the same key on two pages makes two widgets, and the
+    second page's would start from its own default (the smallest resolution, the shortest time budget). Setting
+    the values again before any setting widget is drawn makes them values of the user's, which the widget on
+    whichever page comes next takes up: Streamlit's documented recipe for widgets shared between pages.
+    """
+    for key in (*FIELD_KEYS.values(), KEY_LARGE, KEY_LABEL):
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
 def reset_to_defaults() -> None:
     init_state(DEFAULT, force=True)
 
@@ -72,13 +103,13 @@ def current_label() -> int:
     return int(st.session_state[KEY_LABEL])
 
 
-def current_config() -> AttackConfig:
-    """The config the widgets describe now (also readable from another page)."""
+def current_config(**overrides) -> AttackConfig:
+    """The config the widgets describe now (also readable from another page), with ``overrides`` applied."""
     init_state()
     values = {name: st.session_state[key] for name, key in FIELD_KEYS.items()}
     values["size"] = int(values["size"])
     values["threads"] = min(int(values.get("threads", limits.THREADS_PER_RUN)), limits.THREADS_PER_RUN)
-    return st.session_state[KEY_BASE].replace(**values)
+    return st.session_state[KEY_BASE].replace(**{**values, **overrides})
 
 
 def _on_large_toggle() -> None:
@@ -92,7 +123,7 @@ def _size_options() -> list[int]:
     return sorted(sizes)
 
 
-def _main_settings() -> None:
+def _main_settings(choose_attack: bool = True) -> None:
     k = FIELD_KEYS
     grid = st.grid(4, min_column_width=210, gap="medium")
     with grid:
@@ -100,10 +131,14 @@ def _main_settings() -> None:
                      persist_state=PERSIST,
                      help="The shared model every client trains; the server sent it, so the attacker knows "
                           "all its weights.")
-        st.selectbox("Attack", cfg.ATTACK_NAMES, key=k["attack"], format_func=_label(ATTACK_LABELS),
-                     persist_state=PERSIST,
-                     help="DLG guesses photo and label together; iDLG first reads the label off the last "
-                          "layer's gradient, then rebuilds only the photo.")
+        if choose_attack:
+            st.selectbox("Attack", cfg.ATTACK_NAMES, key=k["attack"], format_func=_label(ATTACK_LABELS),
+                         persist_state=PERSIST,
+                         help="DLG guesses photo and label together; iDLG first reads the label off the last "
+                              "layer's gradient, then rebuilds only the photo; Inverting Gradients matches the "
+                              "gradient's direction with a smoothness prior; the closed form reads an MLP's "
+                              "input straight off its first layer (exact for one photo; for a batch it gives "
+                              "mixtures of the photos).")
         st.selectbox("Gradient distance", cfg.DISTANCE_NAMES, key=k["distance"], format_func=_label(DISTANCE_LABELS),
                      persist_state=PERSIST,
                      help="How the attacker scores the mismatch between its guess's gradient and the "
@@ -124,9 +159,38 @@ def _main_settings() -> None:
         st.selectbox("True label", range(classes), key=KEY_LABEL, format_func=class_name, persist_state=PERSIST,
                      help="The label the client trains this photo with: private, yet written into its "
                           "gradient.")
-        st.number_input("Attack steps", 1, limits.MAX_STEPS, step=50, key=k["steps"], persist_state=PERSIST,
-                        help="Optimisation steps the attacker may take on the one gradient it intercepted "
-                             "(it stops early when it has converged).")
+        if choose_attack:
+            st.number_input("Attack steps", 1, limits.MAX_STEPS, step=50, key=k["steps"], persist_state=PERSIST,
+                            help="Optimisation steps the attacker may take on the one gradient it intercepted "
+                                 "(it stops early when it has converged).")
+    if choose_attack and st.session_state[k["attack"]] == "analytic":
+        st.caption(ANALYTIC_NOTE)
+
+
+def _victim_settings() -> None:
+    """How the victim was made and what it shares: its activation, trained or random, FedSGD or FedAvg."""
+    k = FIELD_KEYS
+    if not {"activation", "trained_steps", "fedavg_steps", "fedavg_lr"} <= set(k):
+        return
+    with st.expander("The victim: activation, trained or random, FedAvg", icon=":material/model_training:"):
+        grid = st.grid(4, min_column_width=210, gap="medium")
+        with grid:
+            st.selectbox("Activation", cfg.ACTIVATIONS, key=k["activation"], format_func=_label(ACTIVATION_LABELS),
+                         persist_state=PERSIST, disabled=st.session_state[k["model"]] == "resnet",
+                         help="Of the LeNet, CNN and MLP victims (the ResNet is always ReLU). L-BFGS on the "
+                              "squared distance needs a smooth one; on ReLU nets try Inverting Gradients.")
+            st.number_input("Training steps before the attack", 0, 2000, step=100, key=k["trained_steps"],
+                            persist_state=PERSIST,
+                            help="0: a freshly drawn victim, as in the DLG paper. More: the victim first learns "
+                                 "the six bundled photos for this many steps (a few seconds).")
+            st.number_input("FedAvg local steps", 1, 50, step=1, key=k["fedavg_steps"], persist_state=PERSIST,
+                            help="1 is FedSGD: the client shares its gradient. More: it takes this many SGD "
+                                 "steps on its photo and shares how far its weights moved; the attacker replays "
+                                 "those steps.")
+            st.number_input("FedAvg local learning rate", 1e-6, 10.0, key=k["fedavg_lr"], format="%g", step=0.05,
+                            persist_state=PERSIST, disabled=st.session_state[k["fedavg_steps"]] == 1,
+                            help="The client's SGD step size during its local steps.")
+        st.caption(TRAINED_NOTE)
 
 
 def _advanced_settings() -> None:
@@ -136,8 +200,8 @@ def _advanced_settings() -> None:
         with grid:
             st.toggle(f"Allow larger photos (up to {limits.MAX_SIZE} px)", key=KEY_LARGE, on_change=_on_large_toggle,
                       persist_state=PERSIST,
-                      help="Bigger training photos; LeNet's gradient is then too small to pin every pixel "
-                           "down (try the CNN).")
+                      help="Bigger training photos. The wide CNN still leaks them whole; LeNet's gradient is "
+                           "then too small to pin every pixel down.")
             st.selectbox("Attacker's starting image", cfg.INIT_NAMES, key=k["init"], format_func=_label(INIT_LABELS),
                          persist_state=PERSIST,
                          help="What the attacker's dummy photo looks like before the first step.")
@@ -170,13 +234,19 @@ def _advanced_settings() -> None:
         st.button("Reset every setting to its default", icon=":material/restart_alt:", on_click=reset_to_defaults)
 
 
-def settings_panel() -> AttackConfig | None:
-    """The setting widgets; returns the config they describe, or None (with an error shown) if it is invalid."""
+def settings_panel(choose_attack: bool = True) -> AttackConfig | None:
+    """The setting widgets; returns the config they describe, or None (with an error shown) if it is invalid.
+
+    Without ``choose_attack`` (the Compare page, which picks several attacks itself) the attack and its step
+    count are left out, and the config returned carries the default attack.
+    """
     init_state()
-    _main_settings()
+    carry_over()
+    _main_settings(choose_attack)
+    _victim_settings()
     _advanced_settings()
     try:
-        return current_config()
+        return current_config() if choose_attack else current_config(attack=DEFAULT.attack)
     except BadInputError as err:
         st.error(str(err), icon=":material/error:")
         return None

@@ -1,0 +1,592 @@
+"""The Defences page's pieces: one photo, one attack, one defence at several strengths, run side by side live,
+then what each strength leaves the attacker (PSNR, SSIM) beside what it costs the learning.
+
+The defences are DLG's (Zhu, Liu & Han 2019, section 5: noise, pruning, half precision) and DP-SGD's
+clipping plus noise (Abadi et al. 2016); ``dlg_core.defenses`` applies them on the client's side. Every
+strength gets its own run of the same attack on the same victim and photo, with "no defence" first as the
+reference, and the runs take turns step by step, so the row of reconstructions animates together.
+The live loop is the Attack lab's (``ui.attack_view``): one run slot for the whole comparison, the same
+check-ins for Stop during a long L-BFGS step, the same redraw pacing, and a stopped comparison keeps
+everything it reached.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from dlg_core import defenses as dfn
+from dlg_core import limits
+from dlg_core.config import ATTACK_NAMES, DEFAULT, MODEL_NAMES, AttackConfig
+from dlg_core.defenses import Defense, DefenseCost
+from dlg_core.errors import BadInputError
+from dlg_core.images import CLASS_NAMES
+from dlg_core.metrics import SUCCESS_PSNR
+from dlg_core.run import AttackRun
+
+from . import charts
+from .attack_view import CHART_HZ, REDRAW_HZ, STATUS_TEXT, interruptible, number, queue_message, run_slots
+from .history import Frame, RunHistory
+from .photo import Photo
+from .pictures import upscale
+from .settings import ATTACK_LABELS, MODEL_LABELS, class_name
+
+KEY_COMPARISON = "defence_comparison"
+PERSIST = "session"  # the widgets keep their values during a visit to another page
+KEY_RUNS = "defence_run_count"
+SIZES = (16, 24, 32, 40, 48, 56, 64)
+DEFAULT_SIZE = 32
+# Measured at 32 px: undefended iDLG converges within ~40 steps on the app's victim; on LeNet it passes 30 dB at ~50.
+DEFAULT_STEPS = 80
+MAX_STEPS = 500  # per run: a comparison is up to seven runs on one core
+MAX_STRENGTHS = 6
+TILE_PX = 128  # 32 px x 4, or 16 px x 8: the browser enlarges it further with crisp pixels
+DP_DELTA = 1e-5
+RECOGNISABLE_SSIM = 0.5  # a reconstruction this structurally similar still shows the photo to the eye
+# The step size when measuring what a defence costs the learning. A fixed one (0.1, even 0.01) drives these
+# victims' loss on their own photo to ~0 in one step with the true update *and* with most defended ones (their
+# gradients' norms range from ~2 to over 100), which hides every shortfall (measured). So the step is sized to
+# the victim: the learning rate at which the true update would halve the loss to first order,
+# lr = loss / (2 ||g||^2); the same for every strength, so the defended steps are compared on equal terms.
+FIRST_ORDER_SHARE = 0.5
+
+KIND_LABELS = {"gaussian": "Gaussian noise", "laplace": "Laplacian noise", "dp": "Clipping + noise (DP-SGD)",
+               "prune": "Pruning (sparsification)", "fp16": "Half precision (fp16)",
+               "int8": "8-bit quantisation (int8)"}
+# What the strengths of each kind are, for the chart's axis.
+AXIS_TITLES = {"gaussian": "noise scale (standard deviation)", "laplace": "noise scale b",
+               "dp": "noise multiplier (clip norm C in the label)", "prune": "share of entries removed per layer",
+               "fp16": "number format", "int8": "number format"}
+
+
+def db_text(psnr: float) -> str:
+    """A PSNR for people: an exact copy has an infinite one, and anything past 99 dB is one to the eye."""
+    return "over 99 dB" if psnr > 99 else f"{psnr:.1f} dB"
+
+
+def strength_tick(defense: Defense | None) -> str:
+    """A short name for one strength on the chart's axis and under its picture."""
+    if defense is None:
+        return "none"
+    p = defense.params
+    if defense.kind in ("gaussian", "laplace"):
+        return f"{p[0]:g}"
+    if defense.kind == "dp":
+        return f"C={p[0]:g}, σ={p[1]:g}"
+    if defense.kind == "prune":
+        return f"{100 * p[0]:g}%"
+    return defense.kind
+
+
+def tile_title(defense: Defense | None) -> str:
+    """The heading over one run's picture: the strength with a word of what it is."""
+    if defense is None:
+        return "No defence"
+    if defense.kind in ("gaussian", "laplace"):
+        return f"noise {strength_tick(defense)}"
+    if defense.kind == "prune":
+        return f"prune {strength_tick(defense)}"
+    return strength_tick(defense)
+
+
+@st.cache_data(show_spinner="Asking Opacus's privacy accountant (once per server)...")
+def dp_epsilon(noise_multiplier: float) -> float | None:
+    """Opacus's answer for one shared update (cached: it depends on one number, and opacus is slow to import)."""
+    with warnings.catch_warnings():  # "optimal order is the smallest alpha": the bound is loose, and we say so
+        warnings.simplefilter("ignore")
+        return dfn.dp_epsilon(noise_multiplier, delta=DP_DELTA)
+
+
+# ---------------------------------------------------------------------------------------------------- state
+
+
+@dataclass
+class Lane:
+    """One run of the comparison: a strength of the defence (None: the undefended reference)."""
+
+    defense: Defense | None
+    history: RunHistory
+    cost: DefenseCost
+
+    @property
+    def tick(self) -> str:
+        return strength_tick(self.defense)
+
+    @property
+    def title(self) -> str:
+        return "No defence" if self.defense is None else self.defense.label
+
+    @property
+    def psnr(self) -> float | None:
+        row = self.history.last_row
+        return None if row is None else row["psnr"]
+
+    @property
+    def ssim(self) -> float | None:
+        row = self.history.last_row
+        return None if row is None else row["ssim"]
+
+
+@dataclass
+class Comparison:
+    run_id: int
+    kind: str
+    config: AttackConfig  # the undefended reference's; each lane's config adds its defence
+    label: int
+    photo_title: str
+    cost_lr: float  # the victim's step when measuring what each strength costs the learning
+    lanes: list[Lane] = field(default_factory=list)
+    status: str = "running"  # running | ok | stopped
+    message: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    @property
+    def reference(self) -> Lane:
+        return self.lanes[0]
+
+    @property
+    def defended(self) -> list[Lane]:
+        return self.lanes[1:]
+
+    def stop(self, message: str = "on request; every run keeps what it reached") -> None:
+        if self.running:
+            self.status, self.message = "stopped", message
+            for lane in self.lanes:
+                lane.history.stop(message)
+
+
+def current_comparison() -> Comparison | None:
+    return st.session_state.get(KEY_COMPARISON)
+
+
+def settle_interrupted_comparison() -> None:
+    """A comparison still "running" when the page starts was interrupted (Stop, or another click): keep it."""
+    comparison = current_comparison()
+    if comparison is not None and comparison.running:
+        comparison.stop("interrupted when the page changed; every run keeps what it reached")
+
+
+def _stop_clicked() -> None:
+    comparison = current_comparison()
+    if comparison is not None:
+        comparison.stop()
+
+
+# ---------------------------------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class DefenceSetup:
+    config: AttackConfig
+    kind: str
+    strengths: tuple[Defense, ...]  # weakest first
+
+
+def _init_state() -> None:
+    for key, value in (("def_attack", DEFAULT.attack), ("def_model", DEFAULT.model), ("def_size", DEFAULT_SIZE),
+                       ("def_steps", DEFAULT_STEPS), ("def_seed", DEFAULT.seed), ("def_kind", "gaussian"),
+                       ("def_custom", ""), ("def_label", 0)):
+        st.session_state.setdefault(key, value)
+
+
+def current_size() -> int:
+    _init_state()
+    return int(st.session_state["def_size"])
+
+
+def _strength_order(defense: Defense) -> tuple[float, ...]:
+    # Weakest first: more noise, more pruning, a larger multiplier (then a tighter clip) is stronger.
+    if defense.kind == "dp":
+        return (defense.params[1], -defense.params[0])
+    return defense.params
+
+
+def parse_strengths(kind: str, picked: list[str], custom: str) -> tuple[Defense, ...]:
+    """The picked ladder specs and the typed ones, of one kind, without repeats, weakest first."""
+    chosen = [dfn.parse_defense(spec) for spec in picked]
+    for defense in dfn.parse_defenses(custom.replace(";", ",")) if custom.strip() else ():
+        if defense.kind != kind:
+            raise BadInputError(f"'{defense.spec}' is not a {KIND_LABELS[kind].lower()} setting: type strengths "
+                                f"like {dfn.STRENGTHS[kind][0]}, or pick another defence above.")
+        chosen.append(defense)
+    unique = sorted({d.spec: d for d in chosen}.values(), key=_strength_order)
+    if not unique:
+        raise BadInputError("Pick at least one strength of the defence (or type one).")
+    if len(unique) > MAX_STRENGTHS:
+        raise BadInputError(f"At most {MAX_STRENGTHS} strengths at once, not {len(unique)}: the runs share one core.")
+    return tuple(unique)
+
+
+def defence_settings(photo: Photo | None) -> tuple[DefenceSetup | None, int]:
+    """The attack, the defence and its strengths; returns the setup (None after a message) and the true label."""
+    _init_state()
+    grid = st.grid(4, min_column_width=200, gap="medium")
+    keep = {"persist_state": PERSIST}
+    with grid:
+        st.selectbox("Attack", ATTACK_NAMES, key="def_attack", format_func=lambda a: ATTACK_LABELS.get(a, a),
+                     help="The same attack runs once per strength, and once without a defence.", **keep)
+        st.selectbox("Victim model", MODEL_NAMES, key="def_model", format_func=lambda m: MODEL_LABELS.get(m, m),
+                     help="The shared model the client trains; the attacker knows all its weights.", **keep)
+        st.select_slider("Resolution (pixels per side)", SIZES, key="def_size",
+                         help="Smaller photos leak faster: 32 px keeps a whole comparison within seconds.", **keep)
+        st.number_input("Attack steps per run", 1, MAX_STEPS, step=20, key="def_steps",
+                        help="Each strength gets this many L-BFGS steps on its own shared update.", **keep)
+        st.number_input("Seed", 0, 2**31 - 1, step=1, key="def_seed",
+                        help="Draws the victim's weights, the attacker's start and the defence's noise.", **keep)
+        st.selectbox("Defence", list(dfn.DEFENSE_KINDS), key="def_kind", format_func=lambda k: KIND_LABELS.get(k, k),
+                     help="What the client does to its update before it shares it.", **keep)
+        if photo is not None and photo.sample is None:
+            st.selectbox("What is on your photo?", range(len(CLASS_NAMES)), key="def_label", format_func=class_name,
+                         help="The label the client trains your photo with: private, yet written into its update.",
+                         **keep)
+    kind = st.session_state["def_kind"]
+    label = photo_label(photo)
+    st.caption(dfn.DEFENSE_KINDS[kind])
+    ladder = dfn.STRENGTHS[kind]
+    picked = st.pills("Strengths to compare (weakest first)", ladder, selection_mode="multi", default=list(ladder),
+                      key=f"def_strengths_{kind}", format_func=lambda spec: dfn.parse_defense(spec).label,
+                      help="Each strength is its own run, side by side with the undefended one.", **keep)
+    custom = st.text_input("More strengths of your own (optional)", key="def_custom",
+                           placeholder=f"e.g. {', '.join(ladder[:2])}" if len(ladder) > 1 else f"e.g. {ladder[0]}",
+                           help="Comma-separated, in the command line's --defense form.", **keep)
+    try:
+        strengths = parse_strengths(kind, list(picked or ()), custom)
+        config = DEFAULT.replace(attack=st.session_state["def_attack"], model=st.session_state["def_model"],
+                                 size=int(st.session_state["def_size"]), steps=int(st.session_state["def_steps"]),
+                                 seed=int(st.session_state["def_seed"]), threads=limits.THREADS_PER_RUN)
+    except BadInputError as err:
+        st.error(str(err), icon=":material/error:")
+        return None, label
+    return DefenceSetup(config, kind, strengths), label
+
+
+def photo_label(photo: Photo | None) -> int:
+    """A bundled sample's animal is its label; for a photo of the user's own, what they said is on it."""
+    if photo is not None and photo.sample is not None and photo.animal in CLASS_NAMES:
+        return CLASS_NAMES.index(photo.animal)
+    return int(st.session_state.get("def_label", 0))
+
+
+def run_controls(ready: bool) -> bool:
+    """Run and Stop; returns True when the comparison should start in this script run."""
+    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+        start = st.button("Run the comparison", key="def_run", type="primary", icon=":material/play_arrow:",
+                          disabled=not ready, help="One attack per strength, and one without a defence, side "
+                                                   "by side.")
+        start = start and ready
+        st.button("Stop", key="def_stop", icon=":material/stop:", disabled=not start, on_click=_stop_clicked,
+                  help="End every run now and keep what they reached.")
+    return start
+
+
+# ---------------------------------------------------------------------------------------------------- live
+
+
+def _tile_image(slot, frame: Frame | None, lane: Lane) -> None:
+    if frame is None:
+        slot.caption("Waiting for its first step...")
+        return
+    row = lane.history.row_at(frame.step)
+    psnr = "" if row is None else f" · {db_text(row['psnr'])}"
+    slot.image(upscale(frame.image, TILE_PX), caption=f"Step {frame.step}{psnr}", width="stretch",
+               output_format="PNG")
+
+
+class TileRow:
+    """The private photo, then one reconstruction per run, side by side; ``show`` redraws one run's picture."""
+
+    def __init__(self, comparison: Comparison, key: str):
+        columns = min(len(comparison.lanes) + 1, 8)
+        grid = st.container(key=f"pixels_{key}").grid(columns, min_column_width=110, gap="small")
+        first = comparison.reference.history
+        with grid.cell():
+            st.markdown("**Private photo**")
+            st.image(upscale(first.original, TILE_PX), caption="never sent", width="stretch", output_format="PNG")
+        self.slots = []
+        for i, lane in enumerate(comparison.lanes):
+            with grid.cell():
+                st.markdown(f"**{tile_title(lane.defense)}**",
+                            help=lane.title if lane.defense is not None else "The update as it is: the reference.")
+                self.slots.append(st.container(key=f"{key}_lane_{i}").empty())
+
+    def show(self, index: int, lane: Lane) -> None:
+        _tile_image(self.slots[index], lane.history.latest, lane)
+
+
+def _progress(comparison: Comparison, slot, active: int) -> None:
+    steps = comparison.config.steps
+    done = [lane.history.last_row["step"] for lane in comparison.lanes if lane.history.last_row]
+    step = min(done) if done else 0
+    seconds = max((lane.history.last_row["seconds"] for lane in comparison.lanes if lane.history.last_row),
+                  default=0.0)
+    slot.progress(min(step / steps, 1.0), text=f"Step {step} of {steps} · {seconds:.1f} s · {active} of "
+                                               f"{len(comparison.lanes)} runs still going")
+
+
+def _lines_chart(comparison: Comparison, slot, redraw: int) -> None:
+    names = [lane.tick if lane.defense else "no defence" for lane in comparison.lanes]
+    fig = charts.defence_lines_figure(names, [lane.history.rows for lane in comparison.lanes])
+    slot.plotly_chart(fig, key=f"def_lines_{redraw}", config={"displayModeBar": False})
+
+
+def _build_runs(setup: DefenceSetup, photo: Photo, label: int) -> list[AttackRun]:
+    images = photo.tensor(setup.config.size)
+    configs = [setup.config] + [setup.config.replace(defenses=d.spec) for d in setup.strengths]
+    return [AttackRun(config, images, (label,)) for config in configs]
+
+
+def cost_learning_rate(run: AttackRun) -> float:
+    """The step that would take ``FIRST_ORDER_SHARE`` of the victim's loss away along the true update (to first
+    order: the loss drops by lr ||g||^2)."""
+    report = run.victim.report
+    norm = report.true_update.norm
+    return FIRST_ORDER_SHARE * report.loss / norm**2 if norm > 0 and report.loss > 0 else 0.01
+
+
+def _cost(run: AttackRun, lr: float) -> DefenseCost:
+    report = run.victim.report
+    return dfn.learning_cost(run.victim.model, run.images, run.labels, report.true_update, report.update, lr=lr)
+
+
+def live_comparison(photo: Photo, setup: DefenceSetup, label: int) -> None:
+    """Prepare one victim per strength, then run all the attacks in turns, one step each, redrawing in place."""
+    try:
+        with st.spinner(f"The client computes its update {len(setup.strengths) + 1} times: as it is, and with "
+                        f"each strength of the defence..."):
+            runs = _build_runs(setup, photo, label)
+            lr = cost_learning_rate(runs[0])  # the victim and its true update are the same in every run
+            costs = [_cost(run, lr) for run in runs]
+    except BadInputError as err:
+        st.error(str(err), icon=":material/error:")
+        return
+    st.session_state[KEY_RUNS] = st.session_state.get(KEY_RUNS, 0) + 1
+    run_id = st.session_state[KEY_RUNS]
+    comparison = Comparison(run_id, setup.kind, setup.config, label, photo.title, cost_lr=lr)
+    for run, cost, defense in zip(runs, costs, (None, *setup.strengths), strict=True):
+        history = RunHistory.start(run_id, run, photo.title, photo.sample)
+        comparison.lanes.append(Lane(defense, history, cost))
+    st.session_state[KEY_COMPARISON] = comparison
+
+    if comparison.reference.history.warning:
+        st.warning(comparison.reference.history.warning, icon=":material/warning:")
+    queue_slot = st.empty()
+    progress_slot = st.empty()
+    tiles = TileRow(comparison, "def_live")
+    chart_slot = st.container(key="def_live_chart").empty()
+
+    slots = run_slots()
+
+    def keep_waiting(position: int) -> bool:
+        queue_slot.info(queue_message(position, slots.slots), icon=":material/hourglass_top:")
+        return True
+
+    # One slot for the whole comparison: its runs take turns on one thread. Each run's clock (and so its time
+    # budget) counts from the first round, so the budget bounds the comparison as a whole.
+    with slots.hold(keep_waiting), ExitStack() as stack:
+        for run in runs:
+            stack.enter_context(interruptible(run))
+        queue_slot.empty()
+        iterators = {i: iter(run) for i, run in enumerate(runs)}
+        drawn = [-1] * len(runs)
+        last_frame = last_chart = 0.0
+        redraws = 0
+        while iterators:
+            for i in list(iterators):
+                lane = comparison.lanes[i]
+                try:
+                    snap = next(iterators[i])
+                except StopIteration:
+                    del iterators[i]
+                    assert runs[i].result is not None
+                    lane.history.finish(runs[i].result)
+                    continue
+                lane.history.add(snap)
+            now = time.perf_counter()
+            if now - last_frame >= 1 / REDRAW_HZ:
+                last_frame = now
+                _progress(comparison, progress_slot, len(iterators))
+                for i, lane in enumerate(comparison.lanes):
+                    if lane.history.latest is not None and lane.history.latest.step != drawn[i]:
+                        drawn[i] = lane.history.latest.step
+                        tiles.show(i, lane)
+            if now - last_chart >= 1 / CHART_HZ:
+                last_chart = now
+                redraws += 1
+                _lines_chart(comparison, chart_slot, redraws)
+    comparison.status = "ok"
+    if any(lane.history.status == "timeout" for lane in comparison.lanes):
+        comparison.message = (f"the runs share the time budget of {setup.config.max_seconds:g} s, and reached it: "
+                              "each shows where it got to (fewer steps or strengths finish sooner)")
+    st.rerun()  # the finished comparison is shown by the results view
+
+
+# ---------------------------------------------------------------------------------------------------- results
+
+
+def results_tiles(comparison: Comparison) -> None:
+    if comparison.reference.history.warning:
+        st.warning(comparison.reference.history.warning, icon=":material/warning:")
+    tiles = TileRow(comparison, f"def_result_{comparison.run_id}")
+    for i, lane in enumerate(comparison.lanes):
+        tiles.show(i, lane)
+    status = STATUS_TEXT.get(comparison.status, comparison.status)
+    st.caption(f"Status: **{status}**" + (f": {comparison.message}" if comparison.message else "")
+               + f" · {comparison.config.attack} on {comparison.config.model} at {comparison.config.size} px, "
+                 f"{comparison.config.steps} steps per run, seed {comparison.config.seed}, label "
+                 f"{class_name(comparison.label)}.")
+
+
+def _finished(lanes: list[Lane]) -> list[Lane]:
+    return [lane for lane in lanes if lane.psnr is not None]
+
+
+def privacy_utility_charts(comparison: Comparison) -> None:
+    """Attack PSNR and SSIM against the strength, beside what each strength costs the learning."""
+    lanes = _finished(comparison.lanes)
+    if not lanes:
+        st.info("The runs were stopped before their first step: nothing to compare yet.",
+                icon=":material/hourglass_disabled:")
+        return
+    ticks = [lane.tick for lane in lanes]
+    axis = AXIS_TITLES.get(comparison.kind, "strength")
+    left, right = st.columns(2, gap="medium")
+    left.plotly_chart(charts.defence_privacy_figure(ticks, [lane.psnr for lane in lanes],
+                                                    [lane.ssim for lane in lanes], axis),
+                      config={"displayModeBar": False}, key=f"def_privacy_{comparison.run_id}")
+    right.plotly_chart(charts.defence_cost_figure(ticks, [lane.cost.cosine for lane in lanes],
+                                                  [progress_kept(lane.cost) for lane in lanes], axis),
+                       config={"displayModeBar": False}, key=f"def_cost_{comparison.run_id}")
+    st.caption(f"Left: how close the attacker's reconstruction is to the private photo ({SUCCESS_PSNR:g} dB and "
+               "above looks the same to the eye; SSIM 1 is identical). Right: how far the shared update is from "
+               "the true one (cosine similarity 1: the same direction), and how much of the true update's "
+               "training progress it keeps: the drop in the victim's loss on its own photo after one SGD step "
+               "with the shared update, over the drop with the true one. The step's learning rate "
+               f"({comparison.cost_lr:.2g}) is the one at which the true update would halve the loss, to first "
+               "order, so that no step overshoots.")
+    st.markdown(verdict(comparison))
+
+
+def _leaked(lane: Lane) -> bool:
+    return lane.psnr is not None and lane.psnr >= SUCCESS_PSNR
+
+
+def _recognisable(lane: Lane) -> bool:
+    return lane.ssim is not None and lane.ssim >= RECOGNISABLE_SSIM
+
+
+def progress_kept(cost: DefenseCost) -> float | None:
+    """The defended step's loss drop over the true step's (1: as good; 0: no progress; < 0: worse than none)."""
+    true_drop = cost.loss_before - cost.loss_after_true
+    if not true_drop > 1e-9:  # the victim is already at its minimum: there is no progress to keep
+        return None
+    return (cost.loss_before - cost.loss_after_defended) / true_drop
+
+
+def _cost_words(cost: DefenseCost) -> str:
+    kept = progress_kept(cost)
+    share = "" if kept is None else f", so it keeps {100 * kept:.0f}% of the true step's progress"
+    return (f"the shared update keeps a cosine similarity of {cost.cosine:.5f} with the true one, and one training "
+            f"step with it takes the victim's loss from {cost.loss_before:.3g} to {cost.loss_after_defended:.3g} "
+            f"(with the true update: {cost.loss_after_true:.3g}){share}")
+
+
+def _db(lane: Lane) -> str:
+    return db_text(lane.psnr)
+
+
+def verdict(comparison: Comparison) -> str:
+    """In plain words, computed from the results: which strength first stops the leak, and what it costs."""
+    reference, defended = comparison.reference, _finished(comparison.defended)
+    if reference.psnr is None:
+        return "The undefended run was stopped before its first step, so there is nothing to measure against."
+    if not _leaked(reference):
+        return (f"Even **without a defence** the attacker reached only **{_db(reference)}** here (below the "
+                f"{SUCCESS_PSNR:g} dB line), so this comparison cannot show what stops the leak: give the runs "
+                "more steps, or try another seed or a smaller resolution.")
+    text = f"With **no defence** the attacker rebuilt the photo to **{_db(reference)}**. "
+    if not defended:
+        return text + "The defended runs were stopped before their first step."
+    stopper = next((lane for lane in defended if not _leaked(lane)), None)
+    if stopper is None:
+        strongest = defended[-1]
+        return text + (f"**No strength tried stops the leak**: even the strongest, *{strongest.title}*, left the "
+                       f"attacker {_db(strongest)} ({SUCCESS_PSNR:g} dB and above looks the same to the eye), "
+                       f"while {_cost_words(strongest.cost)}.")
+    text += (f"The weakest setting tried that keeps the attacker below the {SUCCESS_PSNR:g} dB line is "
+             f"**{stopper.title}** ({_db(stopper)}, SSIM {stopper.ssim:.2f}")
+    after = defended[defended.index(stopper) + 1:]
+    if _recognisable(stopper):
+        hider = next((lane for lane in after if not _recognisable(lane) and not _leaked(lane)), None)
+        text += ": still recognisable). "
+        if hider is None:
+            text += "No strength tried blurs the photo beyond recognition. "
+        else:
+            text += f"The photo is lost from **{hider.title}** on ({_db(hider)}, SSIM {hider.ssim:.2f}). "
+            text += f"There {_cost_words(hider.cost)}. "
+            stopper = None  # its cost is not the one that matters
+    else:
+        text += "). "
+    if stopper is not None:
+        text += f"There {_cost_words(stopper.cost)}. "
+    relapsed = [lane for lane in after if _leaked(lane)]
+    if relapsed:
+        text += (f"Yet stronger {', '.join(lane.tick for lane in relapsed)} leaked again: one seed is one draw "
+                 "of the noise and the victim, so try a few.")
+    return text.rstrip()
+
+
+def results_table(comparison: Comparison) -> None:
+    rows = []
+    for lane in comparison.lanes:
+        row = lane.history.last_row
+        eps = _epsilon_text(lane.defense) if comparison.kind == "dp" else None
+        rows.append({
+            "strength": lane.title,
+            "PSNR (dB)": None if row is None else round(min(row["psnr"], 99.0), 2),
+            "SSIM": None if row is None else round(row["ssim"], 3),
+            "MSE on 0-255": None if row is None else number(row["mse_255"]),
+            "label": None if row is None else ("right" if lane.history.label_correct else "wrong"),
+            "steps": None if row is None else row["step"],
+            "cosine to true update": round(lane.cost.cosine, 4),
+            "relative error": f"{lane.cost.relative_error:.3g}",
+            "loss after one step": float(f"{lane.cost.loss_after_defended:.4g}"),
+            "progress kept": None if progress_kept(lane.cost) is None else f"{100 * progress_kept(lane.cost):.0f}%",
+            **({"epsilon": eps} if eps is not None else {}),
+        })
+    st.dataframe(rows, hide_index=True)
+
+
+def _epsilon_text(defense: Defense | None) -> str:
+    if defense is None:
+        return "∞ (no noise)"
+    eps = dp_epsilon(defense.params[1])
+    if eps is None:
+        return "n/a"
+    return "∞" if math.isinf(eps) else f"{eps:,.3g}"
+
+
+def epsilon_note(comparison: Comparison) -> None:
+    """For the DP recipe: the privacy budget from Opacus's accountant, with the assumptions it rests on."""
+    if comparison.kind != "dp":
+        return
+    values = {lane.tick: dp_epsilon(lane.defense.params[1]) for lane in comparison.defended}
+    if any(v is None for v in values.values()):
+        st.info("No privacy budget (epsilon) is shown: it needs Opacus's accountant, and Opacus is not installed "
+                "on this server (`pip install opacus`). The attack results above do not depend on it.",
+                icon=":material/info:")
+        return
+    shown = "; ".join(f"{tick}: ε = {'∞' if math.isinf(v) else f'{v:,.3g}'}" for tick, v in values.items())
+    st.markdown(f"**Privacy budget** (ε, for δ = {DP_DELTA:g}): {shown}.")
+    st.caption("From Opacus's Rényi-DP accountant (an upper bound). It assumes what this page does: the unit of "
+               "privacy is the client's whole update (its photo and label together), whose norm is clipped to C "
+               "before Gaussian noise of standard deviation σ × C is added; the client shares this one update "
+               "once, in every round it is asked (no amplification by sampling). ε above about 10 promises "
+               "little; the attack's PSNR says what the noise does to this attacker.")

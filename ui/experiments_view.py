@@ -1,0 +1,318 @@
+"""The Experiments page's pieces: pick a paper's preset, run its quick grid with a progress bar, then its summary
+table, charts and a CSV of every run.
+
+The grid, the rows and the summary are ``dlg_core.experiment``'s (the command line's ``experiment``), so a
+row here is the row the CLI writes. Each run goes to a worker thread while the page's script run waits on
+it, checking in with Streamlit ten times a second: Stop, a reload or a closed tab then ends the wait at
+once, the worker is told to stop (the attack looks at its stop event after every step), and every row
+finished before is kept. The whole grid holds one of the server's run slots (``ui.attack_view.run_slots``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import streamlit as st
+
+from dlg_core import experiment
+from dlg_core.errors import BadInputError
+from dlg_core.metrics import SUCCESS_PSNR
+
+from . import charts
+from .attack_view import CHECK_IN_SECONDS, STATUS_TEXT, queue_message, run_slots
+
+KEY_EXPERIMENT = "experiment_run"
+KEY_PRESET = "exp_preset"
+JOIN_SECONDS = 5.0  # how long a stopped page waits for its worker to notice the stop event
+
+
+@dataclass
+class ExperimentRun:
+    """One preset's quick grid, as far as it got: the rows of the runs that finished."""
+
+    preset: str
+    keys: tuple[str, ...]  # every job's key, in order
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "running"  # running | ok | stopped | error
+    message: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    @property
+    def done(self) -> set[str]:
+        return {row["key"] for row in self.rows}
+
+    @property
+    def complete(self) -> bool:
+        return self.done >= set(self.keys)
+
+    def stop(self, message: str | None = None) -> None:
+        if self.running:
+            self.status = "stopped"
+            self.message = message or "The rows done are kept; Resume runs the rest."
+
+
+def current_run() -> ExperimentRun | None:
+    return st.session_state.get(KEY_EXPERIMENT)
+
+
+def settle_interrupted_run() -> None:
+    """A grid still "running" when the page starts was interrupted (Stop, or another click): keep its rows."""
+    run = current_run()
+    if run is not None and run.running:
+        run.stop()
+
+
+def _stop_clicked() -> None:
+    run = current_run()
+    if run is not None:
+        run.stop()
+
+
+def _number(value: Any) -> float | None:
+    """A row's cell as a finite number, or None (rows hold numbers; a CSV read back holds text)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+# ---------------------------------------------------------------------------------------------------- choose
+
+
+def _describe(job: experiment.Job) -> str:
+    images = " + ".join(job.images)
+    defence = f" · {job.defenses}" if job.defenses else ""
+    return f"{images} · {job.attack} on {job.model} · {job.size} px · {job.classes} classes · seed {job.seed}{defence}"
+
+
+def preset_picker() -> tuple[experiment.Preset, list[experiment.Job]]:
+    """The preset, its paragraph (the setting and what the paper reported), and its quick jobs."""
+    names = list(experiment.PRESETS)
+    st.session_state.setdefault(KEY_PRESET, names[0])
+    name = st.selectbox("Preset", names, key=KEY_PRESET, persist_state="session",
+                        help="Each preset is a paper's table: its full grid runs on the command line, a quick "
+                             "version here.")
+    preset = experiment.PRESETS[name]
+    st.markdown(preset.description)
+    try:
+        jobs, full = preset.jobs(quick=True), len(preset.jobs())
+    except BadInputError as err:  # a grid no run can do: say why, and offer nothing to run
+        st.error(str(err), icon=":material/error:")
+        return preset, []
+    st.caption(f"Here: the quick version, **{len(jobs)} runs**, summarised by {', '.join(preset.by)}. The full "
+               f"grid ({full} runs) is `python -m dlg_core experiment --preset {name} --out results.csv`.")
+    with st.expander(f"The {len(jobs)} runs", icon=":material/list:"):
+        st.markdown("\n".join(f"{i}. {_describe(job)}" for i, job in enumerate(jobs, 1)))
+    return preset, jobs
+
+
+def _resumable(preset: experiment.Preset, jobs: list[experiment.Job]) -> ExperimentRun | None:
+    run = current_run()
+    if run is None or run.preset != preset.name or run.keys != tuple(job.key for job in jobs) or run.complete:
+        return None
+    return run if run.rows else None
+
+
+def run_controls(preset: experiment.Preset, jobs: list[experiment.Job]) -> bool:
+    """Run (or Resume) and Stop; returns True when the grid should run in this script run."""
+    partial = _resumable(preset, jobs)
+    label = f"Resume ({len(partial.rows)} of {len(jobs)} done)" if partial else "Run the preset"
+    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+        start = st.button(label, key="exp_run", type="primary", icon=":material/play_arrow:",
+                          disabled=not jobs, help="Runs the quick grid here, one run after another.")
+        st.button("Stop", key="exp_stop", icon=":material/stop:", disabled=not start, on_click=_stop_clicked,
+                  help="End the grid now; the runs already done are kept.")
+    return start
+
+
+# ---------------------------------------------------------------------------------------------------- run
+
+
+def _run_in_worker(job: experiment.Job) -> dict[str, Any]:
+    """``experiment.run_job`` in a worker thread, while this script run checks in with Streamlit.
+
+    A long L-BFGS step never calls into Streamlit, so the page could not be stopped until the run ended; here
+    the waiting loop does the check-ins, and if Streamlit ends the script run (Stop, reload, closed tab) the
+    ``finally`` tells the worker to stop after its current step.
+    """
+    stop = threading.Event()
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["row"] = experiment.run_job(job, stop_event=stop)
+        except Exception as err:  # noqa: BLE001 - handed to the page, which shows it in one line
+            box["error"] = err
+
+    worker = threading.Thread(target=work, name="experiment-run", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(CHECK_IN_SECONDS)
+            st.session_state.get(KEY_EXPERIMENT)  # a check-in: a pending Stop or rerun leaves from here
+    finally:
+        stop.set()
+        worker.join(JOIN_SECONDS)
+    if "error" in box:
+        raise box["error"]
+    return box["row"]
+
+
+def _row_line(row: dict[str, Any]) -> str:
+    """One finished run in a line: what ran, how it ended, its PSNR and label verdict."""
+    status = row.get("status", "?")
+    icon = {"ok": ":material/check_circle:", "error": ":material/error:", "skipped": ":material/block:"}.get(
+        status, ":material/info:")
+    text = f"{icon} **{row['image']}** · {row['attack']} on {row['model']} · seed {row['seed']}"
+    if row.get("defenses") not in (None, "", "none"):
+        text += f" · {row['defenses']}"
+    text += f": {STATUS_TEXT.get(status, status).lower()}"
+    psnr = _number(row.get("final_psnr"))
+    if psnr is not None:
+        text += f", {min(psnr, 99.0):.1f} dB" if psnr <= 99 else ", over 99 dB"
+    if row.get("label_correct") is not None and status not in experiment.NOT_RUN:
+        text += f", label {'right' if row['label_correct'] in (True, 'True') else 'wrong'}"
+    if status in experiment.NOT_RUN and row.get("message"):
+        text += f" ({row['message']})"
+    return text
+
+
+def _eta(run: ExperimentRun, left: int, started: float, done_before: int) -> str:
+    finished = len(run.rows) - done_before
+    elapsed = time.perf_counter() - started
+    if not finished:
+        return f"{elapsed:.0f} s so far"
+    return f"{elapsed:.0f} s so far, about {elapsed / finished * left:.0f} s to go"
+
+
+def live_experiment(preset: experiment.Preset, jobs: list[experiment.Job]) -> None:
+    """Run the jobs not done yet, one after another: a progress bar, a line per finished run, the table growing."""
+    run = _resumable(preset, jobs) or ExperimentRun(preset.name, tuple(job.key for job in jobs))
+    run.status, run.message = "running", None
+    st.session_state[KEY_EXPERIMENT] = run
+    todo = [job for job in jobs if job.key not in run.done]
+    queue_slot = st.empty()
+    progress = st.progress(len(run.rows) / len(jobs), text=f"{len(run.rows)} of {len(jobs)} runs done")
+    table_slot = st.empty()
+    slots = run_slots()
+
+    def keep_waiting(position: int) -> bool:
+        queue_slot.info(queue_message(position, slots.slots), icon=":material/hourglass_top:")
+        return True
+
+    started, done_before = time.perf_counter(), len(run.rows)
+    with st.status(f"Running {len(todo)} runs of {preset.name}...", expanded=True) as status:
+        for row in run.rows:
+            st.markdown(_row_line(row))
+        with slots.hold(keep_waiting):
+            queue_slot.empty()
+            for i, job in enumerate(todo):
+                progress.progress(len(run.rows) / len(jobs),
+                                  text=f"Run {len(run.rows) + 1} of {len(jobs)}: {_describe(job)} · "
+                                       f"{_eta(run, len(todo) - i, started, done_before)}")
+                try:
+                    row = _run_in_worker(job)
+                except Exception as err:  # noqa: BLE001 - run_job promises rows; a page must survive a bug
+                    run.status, run.message = "error", f"The run failed: {type(err).__name__}: {err}"[:300]
+                    status.update(label="A run failed", state="error")
+                    break
+                run.rows.append(row)
+                run.seconds += float(_number(row.get("seconds")) or 0.0)
+                st.markdown(_row_line(row))
+                with table_slot.container():
+                    summary_table(run, preset)
+        if run.running:
+            status.update(label=f"{len(run.rows)} runs done", state="complete", expanded=False)
+    if run.running:
+        run.status = "ok"
+    st.rerun()  # the finished grid is shown by the results view
+
+
+# ---------------------------------------------------------------------------------------------------- results
+
+
+def _group(line: dict[str, Any], by: tuple[str, ...]) -> str:
+    return " · ".join(str(line.get(name, "")) for name in by)
+
+
+SUMMARY_COLUMNS = {
+    "runs": st.column_config.NumberColumn("runs", format="%d"),
+    "errors": st.column_config.NumberColumn("crashed", format="%d"),
+    "skipped": st.column_config.NumberColumn("skipped", format="%d"),
+    "success_rate": st.column_config.NumberColumn(f"≥ {SUCCESS_PSNR:g} dB", format="percent",
+                                                  help="Share of runs whose reconstruction reached the line"),
+    "median_mse_255": st.column_config.NumberColumn("median MSE (0-255)", format="%.2f"),
+    "mean_mse_255": st.column_config.NumberColumn("mean MSE (0-255)", format="%.2f",
+                                                  help="The seed paper's figure"),
+    "median_mse": st.column_config.NumberColumn("median MSE [0,1]", format="%.5f"),
+    "mean_mse": st.column_config.NumberColumn("mean MSE [0,1]", format="%.5f"),
+    "median_psnr": st.column_config.NumberColumn("median PSNR (dB)", format="%.1f"),
+    "median_ssim": st.column_config.NumberColumn("median SSIM", format="%.3f"),
+    "label_accuracy": st.column_config.NumberColumn("label accuracy", format="percent"),
+    "median_seconds": st.column_config.NumberColumn("median s", format="%.1f"),
+}
+
+
+def summary_table(run: ExperimentRun, preset: experiment.Preset) -> None:
+    """``experiment.summarise``'s table, grouped as the preset says (the command line prints the same)."""
+    lines = experiment.summarise(run.rows, preset.by)
+    st.dataframe(lines, hide_index=True, column_config=SUMMARY_COLUMNS)
+
+
+def summary_charts(run: ExperimentRun, preset: experiment.Preset) -> None:
+    lines = experiment.summarise(run.rows, preset.by)
+    groups = [_group(line, preset.by) for line in lines]
+    ran = [row for row in run.rows if row.get("status") not in experiment.NOT_RUN]
+    left, right = st.columns(2, gap="medium")
+    left.plotly_chart(charts.experiment_rates_figure(groups, [line["success_rate"] for line in lines],
+                                                     [line["label_accuracy"] for line in lines],
+                                                     " · ".join(preset.by)),
+                      config={"displayModeBar": False}, key="exp_rates")
+    right.plotly_chart(charts.experiment_runs_figure(
+        [_group(row, preset.by) for row in ran], [_number(row.get("final_psnr")) for row in ran],
+        [f"{row['image']}, seed {row['seed']}: {row['status']}" for row in ran], " · ".join(preset.by)),
+        config={"displayModeBar": False}, key="exp_runs")
+    st.caption(f"Left: per group, the share of runs whose reconstruction reached {SUCCESS_PSNR:g} dB and the share "
+               "whose label the attacker got right. Right: every run's final PSNR (on or above the dashed line, the "
+               "photo leaked); hover a dot for its photo and seed.")
+
+
+def results_view(run: ExperimentRun, preset: experiment.Preset) -> None:
+    status = STATUS_TEXT.get(run.status, run.status.capitalize())
+    st.caption(f"Status: **{status}** · {len(run.rows)} of {len(run.keys)} runs · {run.seconds:.0f} s of attack "
+               "time" + (f". {run.message}" if run.message and run.status != "error" else ""))
+    if run.status == "error":
+        st.error(run.message, icon=":material/error:")
+    if not run.rows:
+        st.info("No run finished yet: nothing to summarise.", icon=":material/hourglass_disabled:")
+        return
+    summary_table(run, preset)
+    summary_charts(run, preset)
+    with st.expander(f"Every run ({len(run.rows)} rows)", icon=":material/table_chart:"):
+        shown = ("image", "attack", "model", "size", "classes", "seed", "defenses", "status", "final_psnr",
+                 "final_ssim", "final_mse_255", "label_correct", "steps_run", "seconds", "update_cosine", "message")
+        st.dataframe([{name: row.get(name) for name in shown} for row in run.rows], hide_index=True)
+    st.download_button("Every run (CSV)", rows_to_csv(run.rows), f"experiment_{run.preset}_quick.csv", "text/csv",
+                       icon=":material/download:", on_click="ignore", key="exp_csv",
+                       help="The rows the command line writes, one per run, built in memory.")
+
+
+def rows_to_csv(rows: list[dict[str, Any]]) -> str:
+    """The rows as the command line's CSV (its columns, in its order), built in memory."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=experiment.COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({name: "" if row.get(name) is None else row[name] for name in experiment.COLUMNS})
+    return out.getvalue()
