@@ -14,12 +14,7 @@ st.markdown(
 )
 link.link_messages()
 
-st.header("1 · The client's private photo", divider="red")
-picker, preview = st.columns([3, 2], gap="large")
-with picker:
-    chosen = photo.photo_picker()
-with preview:
-    photo.client_view(chosen)
+chosen = photo.photo_section()
 
 st.header("2 · The setting", divider="red")
 config = settings.settings_panel()

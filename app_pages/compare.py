@@ -15,12 +15,7 @@ st.markdown(
     "the photo, how well, and how fast?"
 )
 
-st.header("1 · The client's private photo", divider="red")
-picker, preview = st.columns([3, 2], gap="large")
-with picker:
-    chosen = photo.photo_picker()
-with preview:
-    photo.client_view(chosen)
+chosen = photo.photo_section()
 
 st.header("2 · The victim and its update", divider="red")
 st.caption("The same settings as on the Attack lab (changed here, they change there too). Try the CNN victim "

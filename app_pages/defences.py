@@ -13,12 +13,7 @@ st.markdown(
     "Where does the leak stop, and how much learning does that cost?"
 )
 
-st.header("1 · The client's private photo", divider="red")
-picker, preview = st.columns([3, 2], gap="large")
-with picker:
-    chosen = photo.photo_picker()
-with preview:
-    photo.client_view(chosen, defences_view.current_size())
+chosen = photo.photo_section(defences_view.current_size())
 
 st.header("2 · The attack and the defence", divider="red")
 setup, label = defences_view.defence_settings(chosen)

@@ -102,6 +102,7 @@ def test_live_attack_32px(page: Page, streamlit_server: str):
 def test_live_attack_64px_and_stop(page: Page, streamlit_server: str):
     open_app(page, streamlit_server)
     pick_sample(page, "cat_chelsea")
+    choose(page, "Victim model", "LeNet (DLG's victim)")  # long enough to stop: the default leaks in a second
     slider = page.get_by_role("slider", name="Resolution (pixels per side)")
     slider.focus()
     for _ in range(4):  # 32 -> 40 -> 48 -> 56 -> 64

@@ -120,7 +120,7 @@ def test_an_uploaded_photo_stays_in_its_session(app_test):
     np.testing.assert_array_equal(np.asarray(uploaded.image), photo.pixels)  # (it is the photo)
 
     # Never in a URL: the address bar and the share link carry settings only.
-    assert set(at.query_params) <= {f for f in history.config.to_dict()}
+    assert set(at.query_params) <= {f for f in history.config.to_dict()} | {"v"}  # v: the link format
     share = at.code[0].value
     for text in [share, *map(str, at.query_params.values())]:
         assert photo.marker not in text and "me.png" not in text and "sample=" not in text

@@ -123,17 +123,28 @@ def _stop_clicked() -> None:
         history.stop()
 
 
+def run_and_stop_buttons(label: str, keys: tuple[str, str], ready: bool, on_stop: Callable[[], None], run_help: str,
+                         stop_help: str, autorun: bool = False) -> tuple[bool, bool]:
+    """Run, and beside it Stop (live only while a run starts in this script run). Returns (start, pressed).
+
+    Stop's click reruns the page, which interrupts the running loop; ``on_stop`` marks what it reached.
+    """
+    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+        pressed = st.button(label, key=keys[0], type="primary", icon=":material/play_arrow:", disabled=not ready,
+                            help=run_help)
+        start = ready and (pressed or autorun)
+        st.button("Stop", key=keys[1], icon=":material/stop:", disabled=not start, on_click=on_stop, help=stop_help)
+    return start, pressed
+
+
 def run_controls(ready: bool, autorun: bool = False) -> bool:
     """The Run and Stop buttons; returns True when an attack should start in this script run."""
-    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-        pressed = st.button("Run the attack", key="run", type="primary", icon=":material/play_arrow:",
-                            disabled=not ready, help="The client computes its gradient; the attacker starts "
-                                                     "from it alone.")
-        start = ready and (pressed or autorun)
-        if pressed:
-            link.clear_link_messages()  # a new run of the user's own: the link's note has served
-        st.button("Stop", key="stop", icon=":material/stop:", disabled=not start, on_click=_stop_clicked,
-                  help="End the attack now and keep what it reached.")
+    start, pressed = run_and_stop_buttons(
+        "Run the attack", ("run", "stop"), ready, _stop_clicked, autorun=autorun,
+        run_help="The client computes its gradient; the attacker starts from it alone.",
+        stop_help="End the attack now and keep what it reached.")
+    if pressed:
+        link.clear_link_messages()  # a new run of the user's own: the link's note has served
     return start
 
 

@@ -104,13 +104,10 @@ def _stop_clicked() -> None:
 
 def run_controls(ready: bool) -> bool:
     """The Run and Stop buttons; returns True when a comparison should start in this script run."""
-    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-        pressed = st.button("Run the comparison", key="compare_run", type="primary", icon=":material/play_arrow:",
-                            disabled=not ready, help="The client computes its update once; every chosen attack "
-                                                     "then starts from that same update.")
-        start = ready and pressed
-        st.button("Stop", key="compare_stop", icon=":material/stop:", disabled=not start, on_click=_stop_clicked,
-                  help="End the comparison now and keep what every attack reached.")
+    start, _ = attack_view.run_and_stop_buttons(
+        "Run the comparison", ("compare_run", "compare_stop"), ready, _stop_clicked,
+        run_help="The client computes its update once; every chosen attack then starts from that same update.",
+        stop_help="End the comparison now and keep what every attack reached.")
     return start
 
 

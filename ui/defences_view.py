@@ -30,7 +30,16 @@ from dlg_core.metrics import SUCCESS_PSNR
 from dlg_core.run import AttackRun
 
 from . import charts
-from .attack_view import CHART_HZ, REDRAW_HZ, STATUS_TEXT, interruptible, number, queue_message, run_slots
+from .attack_view import (
+    CHART_HZ,
+    REDRAW_HZ,
+    STATUS_TEXT,
+    interruptible,
+    number,
+    queue_message,
+    run_and_stop_buttons,
+    run_slots,
+)
 from .history import Frame, RunHistory
 from .photo import Photo
 from .pictures import upscale
@@ -277,13 +286,10 @@ def photo_label(photo: Photo | None) -> int:
 
 def run_controls(ready: bool) -> bool:
     """Run and Stop; returns True when the comparison should start in this script run."""
-    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-        start = st.button("Run the comparison", key="def_run", type="primary", icon=":material/play_arrow:",
-                          disabled=not ready, help="One attack per strength, and one without a defence, side "
-                                                   "by side.")
-        start = start and ready
-        st.button("Stop", key="def_stop", icon=":material/stop:", disabled=not start, on_click=_stop_clicked,
-                  help="End every run now and keep what they reached.")
+    start, _ = run_and_stop_buttons(
+        "Run the comparison", ("def_run", "def_stop"), ready, _stop_clicked,
+        run_help="One attack per strength, and one without a defence, side by side.",
+        stop_help="End every run now and keep what they reached.")
     return start
 
 

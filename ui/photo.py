@@ -219,6 +219,17 @@ def photo_picker() -> Photo | None:
     return current_photo()
 
 
+def photo_section(size: int | None = None) -> Photo | None:
+    """Every page's first step: the picker, beside the chosen photo as the client holds it."""
+    st.header("1 · The client's private photo", divider="red")
+    picker, preview = st.columns([3, 2], gap="large")
+    with picker:
+        chosen = photo_picker()
+    with preview:
+        client_view(chosen, size)
+    return chosen
+
+
 def client_view(photo: Photo | None, size: int | None = None) -> None:
     """The photo as taken, beside the photo as the client's model sees it (size x size)."""
     size = size or current_size()
