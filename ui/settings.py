@@ -26,7 +26,7 @@ SMALL_SIZES = (16, 24, 32, 40, 48, 56, 64)
 LARGE_SIZES = (80, 96, 112, 128)
 PERSIST = "session"  # widget values survive a visit to the other page
 
-MODEL_LABELS = {"wide_cnn": "Wide CNN (the default: leaks every pixel)", "lenet": "LeNet (DLG's victim)",
+MODEL_LABELS = {"wide_cnn": "Wide CNN (the default)", "lenet": "LeNet (DLG's victim)",
                 "cnn": "CNN (the seed paper's kind)",
                 "mlp": "MLP (fully connected)", "resnet": "ResNet (small, deeper)"}
 ATTACK_LABELS = {"dlg": "DLG (Zhu et al. 2019)", "idlg": "iDLG (Zhao et al. 2020)",
