@@ -31,7 +31,7 @@ from dlg_core.slots import RunSlots
 from . import charts, link
 from .history import Frame, RunHistory
 from .photo import Photo, sample_tensor
-from .pictures import DISPLAY_PX, ERROR_VMAX, error_map, upscale
+from .pictures import DISPLAY_PX, ERROR_VMAX, error_map
 from .settings import class_name
 
 KEY_HISTORY = "run_history"
@@ -170,8 +170,13 @@ def client_panel(history: RunHistory) -> None:
 
 
 def show_picture(slot, picture: np.ndarray, caption: str) -> None:
-    """A tiny image enlarged with crisp pixels, in a placeholder (redrawn in place by the live views)."""
-    slot.image(upscale(picture, DISPLAY_PX), caption=caption, width="stretch", output_format="PNG")
+    """A tiny image enlarged with crisp pixels, in a placeholder (redrawn in place by the live views).
+
+    Sent at its own size and enlarged by the browser (the page's CSS keeps the pixels square inside "pixels"
+    containers): encoding a 256 px enlargement ten times a second cost the live attack about 4% of its
+    speed in the app (measured: app/headless evaluations per second 0.87 -> 0.91, median of 8 runs at 64 px).
+    """
+    slot.image(picture, caption=caption, width="stretch", output_format="PNG")
 
 
 class FrameView:
