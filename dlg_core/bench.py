@@ -27,6 +27,7 @@ from . import metrics
 from .attacks.analytic import analytic
 from .attacks.base import AttackerKnowledge, AttackSettings
 from .client import compute_shared_update
+from .experiment import load_photo, resolve_images
 from .images import SAMPLES, decode_image, load_sample, sample_path
 from .metrics import SUCCESS_PSNR
 from .models import build_model
@@ -103,23 +104,31 @@ def closed_form_timing(size: int = CLOSED_FORM_SIZE, name: str | None = None) ->
 
 def benchmark(images: list[str], seeds: list[int], large_seeds: list[int], sizes: list[int], threads: int,
               steps: int | None, max_seconds: dict[str, float], progress: bool = True,
-              closed_form_size: int | None = CLOSED_FORM_SIZE) -> dict[str, Any]:
+              closed_form_size: int | None = CLOSED_FORM_SIZE, default: cfg.AttackConfig = cfg.DEFAULT
+              ) -> dict[str, Any]:
+    """``images``: bundled sample names, image files or folders; ``default``: the app's attack and victim, or the
+    app's attack on another victim (``bench --model lenet --classes 100``: the textbook's)."""
     bench_started = time.perf_counter()
     torch.set_num_threads(threads)
     warm_up()
+    configs = {"textbook": CONFIGS["textbook"], "default": default}
+    photos = resolve_images(images)
     report: dict[str, Any] = {
-        "images": images, "seeds": seeds, "large_seeds": large_seeds, "sizes": sizes, "threads": threads,
-        "steps": steps, "max_seconds": max_seconds, "configs": {k: c.to_dict() for k, c in CONFIGS.items()},
-        "results": {},
+        "images": [p.name for p in photos], "seeds": seeds, "large_seeds": large_seeds, "sizes": sizes,
+        "threads": threads, "steps": steps, "max_seconds": max_seconds,
+        "configs": {k: c.to_dict() for k, c in configs.items()}, "results": {},
     }
-    jobs = [(size, name, seed) for size in sizes for name in images for seed in (seeds if size <= 32 else large_seeds)]
-    tallies = {(size, key): Tally() for size in sizes for key in CONFIGS}
+    jobs = [(size, index, seed) for size in sizes for index in range(len(photos))
+            for seed in (seeds if size <= 32 else large_seeds)]
+    tallies = {(size, key): Tally() for size in sizes for key in configs}
     peaks: dict[tuple[int, str], float] = {}
-    bar = tqdm(total=len(jobs) * len(CONFIGS), disable=not progress, file=sys.stderr, unit="run")
-    for size, name, seed in jobs:
-        image = load_sample(name, size)
-        label = next(s.label for s in SAMPLES if s.name == name)
-        for key, base in CONFIGS.items():  # interleaved: textbook then default on the same photo and seed
+    bar = tqdm(total=len(jobs) * len(configs), disable=not progress, file=sys.stderr, unit="run")
+    for size, index, seed in jobs:
+        photo = photos[index]
+        image = load_photo(photo.name, size)
+        for key, base in configs.items():  # interleaved: textbook then default on the same photo and seed
+            # a bundled photo keeps its cat/dog label (as before); another photo gets its index
+            label = photo.sample_label if photo.sample_label is not None else index % base.classes
             budget = max_seconds["textbook" if key == "textbook" and size > 32 else "run"]
             config = base.replace(size=size, seed=seed, threads=threads, steps=steps or base.steps,
                                   max_seconds=budget)
@@ -137,7 +146,7 @@ def benchmark(images: list[str], seeds: list[int], large_seeds: list[int], sizes
     bar.close()
     for size in sizes:
         entry = {key: tallies[(size, key)].summary() | {"peak_rss_mb_so_far": round(peaks[(size, key)], 1)}
-                 for key in CONFIGS}
+                 for key in configs}
         t, d = entry["textbook"], entry["default"]
         entry["ratio_default_over_textbook"] = {
             "median_seconds_to_30db": _ratio(d["median_seconds_to_30db"], t["median_seconds_to_30db"]),
@@ -200,7 +209,12 @@ def print_report(report: dict[str, Any]) -> None:
 
 def add_parser(commands) -> None:
     bench = commands.add_parser("bench", help="time the app's default attack against the textbook one")
-    bench.add_argument("--images", nargs="+", default=[s.name for s in SAMPLES], help="bundled sample names")
+    bench.add_argument("--images", nargs="+", default=[s.name for s in SAMPLES], metavar="NAME_FILE_OR_DIR",
+                       help="bundled sample names, image files or folders (e.g. `photos --set report`'s)")
+    bench.add_argument("--model", choices=cfg.MODEL_NAMES, default=cfg.DEFAULT.model,
+                       help="the default configuration's victim (lenet with --classes 100: the textbook's victim)")
+    bench.add_argument("--classes", type=int, default=cfg.DEFAULT.classes,
+                       help="the default configuration's number of classes")
     bench.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="seeds at 32 px and below")
     bench.add_argument("--large-seeds", nargs="+", type=int, default=[0], help="seeds above 32 px (slow)")
     bench.add_argument("--sizes", nargs="+", type=int, default=[32, 64])
@@ -218,11 +232,11 @@ def add_parser(commands) -> None:
 
 
 def command_bench(args) -> int:
-    for name in args.images:
-        load_sample(name, 32)  # raises BadInputError for unknown names before the long run starts
+    resolve_images(args.images)  # BadInputError for an unknown name or an empty folder before the long run
+    default = cfg.default_for(cfg.DEFAULT.attack, args.model).replace(classes=args.classes)
     report = benchmark(args.images, args.seeds, args.large_seeds, args.sizes, args.threads, args.steps,
                        {"run": args.max_seconds, "textbook": args.textbook_large_max_seconds},
-                       closed_form_size=args.closed_form_size or None)
+                       closed_form_size=args.closed_form_size or None, default=default)
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

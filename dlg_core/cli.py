@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="true label per image (default: image i gets i modulo the number of classes)")
     run.add_argument("--steps", type=int, default=d.steps, help="optimiser steps")
     run.add_argument("--seed", type=int, default=d.seed, help="seeds the victim's weights and the attack's start")
-    run.add_argument("--distance", choices=cfg.DISTANCE_NAMES, default=d.distance, help="gradient distance")
+    run.add_argument("--distance", choices=cfg.DISTANCE_NAMES, default=d.distance,
+                     help="gradient distance (default: cosine; l2 with --attack dlg, whose learnt label needs the "
+                          "gradient's scale)")
     run.add_argument("--lr", type=float, default=d.lr, help="L-BFGS learning rate")
     run.add_argument("--init", choices=cfg.INIT_NAMES, default=d.init, help="the attacker's starting image")
     run.add_argument("--line-search", choices=cfg.LINE_SEARCHES, default=d.line_search)
@@ -104,17 +106,20 @@ def config_from_args(args: argparse.Namespace) -> AttackConfig:
     config_file = getattr(args, "config", None)
     if config_file is not None and args.textbook:
         raise BadInputError("Give --config or --textbook, not both.")
-    base = read_config_file(config_file) if config_file is not None else cfg.TEXTBOOK if args.textbook else cfg.DEFAULT
-    # With --textbook or --config, only the options given on the command line override the preset.
-    given = _given_options(getattr(args, "argv", sys.argv[1:])) if args.textbook or config_file else None
+    if config_file is not None:
+        base = read_config_file(config_file)
+    else:  # the app's settings for this attack and victim (config.TUNED: DLG's own distance, say)
+        base = cfg.TEXTBOOK if args.textbook else cfg.default_for(args.attack, args.model)
+    # Only the options given on the command line override the starting point.
+    given = _given_options(getattr(args, "argv", sys.argv[1:]))
     explicit = {
         name: getattr(args, name)
         for name in ("attack", "model", "size", "classes", "steps", "seed", "distance", "lr", "init",
                      "line_search", "precision", "threads", "device", "max_seconds", "activation", "trained_steps",
                      "fedavg_steps", "fedavg_lr", "tv_weight", "restarts")
-        if given is None or name in given
+        if name in given
     }
-    if given is None or "defense" in given:
+    if "defense" in given:
         explicit["defenses"] = ",".join(args.defense or [])
     return base.replace(**explicit)
 

@@ -129,7 +129,7 @@ class Job:
 
     def config(self) -> cfg.AttackConfig:
         """The run's settings; BadInputError for an impossible combination (e.g. analytic on a CNN)."""
-        base = cfg.TEXTBOOK if self.base == "textbook" else cfg.DEFAULT
+        base = cfg.TEXTBOOK if self.base == "textbook" else cfg.default_for(self.attack, self.model)
         return base.replace(attack=self.attack, model=self.model, size=self.size, classes=self.classes,
                             seed=self.seed, defenses=self.defenses, fedavg_steps=self.fedavg_steps,
                             steps=self.steps, max_seconds=self.max_seconds, threads=1,

@@ -13,8 +13,8 @@ import dataclasses
 import math
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -24,6 +24,7 @@ from .attacks import ATTACKS, AttackerKnowledge, AttackSettings, Progress
 from .client import ClientReport, compute_fedavg_update, compute_shared_update
 from .config import AttackConfig
 from .defenses import apply_defenses, parse_defenses
+from .diagnosis import diagnose
 from .errors import BadInputError
 from .matching import matched_metrics
 from .models import build_model
@@ -35,7 +36,17 @@ EXPLODED = 1e6  # a distance this many times the first one means the optimiser h
 # Pixels live in [0, 1]. An attacker that wanders this far out has saturated every sigmoid; its gradient
 # then vanishes and L-BFGS "converges" on a meaningless picture, so we call that a divergence too.
 OUT_OF_BOX = 100.0
-STALL_STEPS = 5  # L-BFGS steps in a row that needed at most one evaluation: converged, stop early
+STALL_STEPS = 5  # L-BFGS steps in a row that needed at most one evaluation: the optimiser has ended
+LBFGS_ATTACKS = ("dlg", "idlg")  # the attacks whose optimiser can end by itself (Adam runs all its steps)
+# When L-BFGS ends, the attacker (who never sees the photo) tells a match from a stall by the gradient
+# distance alone: a match takes it this far below where the run started (measured: runs that ended at
+# 30 dB or more had gone below 1e-5 of it, and the stalls above 30 dB ... (see MEASURED below)).
+MATCH_RATIO = 1e-6
+MAX_FRESH_STARTS = 3  # new starts after a stall, while the step and time budgets last
+# A fresh start is worth its cost only if it starts elsewhere: a grey start differs from the next one by faint
+# noise, so later starts are uniform noise (as Inverting Gradients' restarts).
+FRESH_INIT = "uniform"
+FRESH_SEED_STRIDE = 7919
 _thread_cap: int | None = None  # set by cap_threads(): no run in this process may use more torch threads
 
 
@@ -86,6 +97,7 @@ class RunResult:
     gradient_numel: int
     restarts: int
     warning: str | None = None
+    diagnosis: str | None = None  # why the run failed, in one sentence (None when the photo leaked)
 
     @property
     def label_guess(self) -> tuple[int, ...]:
@@ -119,6 +131,7 @@ class RunResult:
             "victim_seed": self.victim_seed,
             "gradient_norm": self.gradient_norm,
             "restarts": self.restarts,
+            "diagnosis": self.diagnosis,
             "config": c.to_dict(),
             "per_image": [dataclasses.asdict(score) for score in f.per_image] if f and f.per_image else None,
             "defenses": [d.spec for d in parse_defenses(c.defenses)],  # applied in this order before sharing
@@ -132,6 +145,53 @@ def _diverged(progress: Progress, first_distance: float | None) -> bool:
     if first_distance is not None and distance > EXPLODED * max(first_distance, 1e-12):
         return True
     return float(progress.reconstruction.abs().max()) > OUT_OF_BOX
+
+
+@dataclass
+class _Tally:
+    """What a run has spent, found and decided so far, across its (re)starts."""
+
+    started: float
+    lr: float
+    steps: int = 0
+    evals: int = 0
+    restarts: int = 0  # every restart, after a divergence or a stall (the JSON's "restarts")
+    divergences: int = 0
+    fresh_starts: int = 0
+    outcome: str = "done"  # how the last leg ended (see AttackRun._leg)
+    best: Progress | None = None  # the lowest gradient distance of all legs: the attacker's own measure
+    last: Snapshot | None = None
+    first_distance: float | None = None
+    hit_seconds: float | None = None
+    hit_evals: int | None = None
+    status: str = "ok"
+    message: str | None = None
+    events: list[str] = field(default_factory=list)  # what the run did, for the message
+
+    def keep_best(self, progress: Progress) -> None:
+        if self.best is None or progress.gradient_distance <= self.best.gradient_distance:
+            self.best = progress
+
+    def show(self, snap: Snapshot) -> None:
+        self.last = snap
+        if self.hit_seconds is None and snap.psnr >= metrics.SUCCESS_PSNR:
+            self.hit_seconds, self.hit_evals = snap.seconds, snap.evals
+
+
+def _judge_end(distance: float, leg_first: float, run_first: float) -> str:
+    """L-BFGS has ended: a match, a stall short of one, or (still where it started) a saturated divergence."""
+    if distance >= leg_first:
+        return "diverged"
+    return "matched" if distance <= MATCH_RATIO * run_first else "stalled"
+
+
+def _ratio(tally: _Tally) -> float:
+    return tally.best.gradient_distance / max(tally.first_distance or 1.0, 1e-30)
+
+
+def _join(events: list[str]) -> str:
+    text = "; ".join(events)
+    return text[:1].upper() + text[1:] + "."
 
 
 def _finite_or_none(x: float) -> float | None:
@@ -229,10 +289,13 @@ class AttackRun:
             num_classes=self.config.classes,
         )
 
-    def _settings(self, steps: int, lr: float, start: Progress | None) -> AttackSettings:
+    def _settings(self, steps: int, lr: float, start: Progress | None, fresh: int = 0) -> AttackSettings:
+        """A leg's settings: from ``start`` (a Progress) if given, else from the config's start, or, for the
+        ``fresh``-th new start after a stall, from another random one."""
         c = self.config
         return AttackSettings(
-            steps=steps, lr=lr, distance=c.distance, init=c.init, seed=c.seed, max_iter=c.max_iter,
+            steps=steps, lr=lr, distance=c.distance, init=FRESH_INIT if fresh else c.init,
+            seed=c.seed + FRESH_SEED_STRIDE * fresh, max_iter=c.max_iter,
             history_size=c.history_size, line_search=None if c.line_search == "none" else c.line_search,
             lbfgs=c.lbfgs, adam_lr=lr * c.adam_lr / c.lr, tv_weight=c.tv_weight, restarts=c.restarts,
             dtype=torch.float64 if c.precision == "float64" else torch.float32,
@@ -263,77 +326,113 @@ class AttackRun:
         c = self.config
         torch.set_num_threads(c.threads if _thread_cap is None else min(c.threads, _thread_cap))
         torch.manual_seed(c.seed)
-        attack = ATTACKS[c.attack]
-        started = time.perf_counter()
-        status, message = "ok", None
-        steps_done = evals_done = restarts = 0
-        best: Progress | None = None
-        last: Snapshot | None = None
-        first_distance: float | None = None
-        hit_seconds = hit_evals = None
-        lr = c.lr
+        tally = _Tally(started=time.perf_counter(), lr=c.lr)
+        settings = self._settings(c.steps, c.lr, None)
+        while settings is not None:
+            tally.outcome = yield from self._leg(settings, tally)
+            settings = self._next_leg(tally.outcome, tally)
+        self.result = self._result(tally)
+        if self.result.final is not None and self.result.final is not tally.last:
+            yield self.result.final  # the best of several starts (or the point before a divergence) ends the show
 
-        while True:
-            # Each (re)start continues counting steps and evaluations where the last one stopped.
-            base_steps, base_evals = steps_done, evals_done
-            # best is None: start afresh
-            settings = self._settings(c.steps - base_steps, lr, best if restarts else None)
-            diverged, stalled = False, 0
-            for progress in attack(self.knowledge(), settings):
-                step, evals = base_steps + progress.step, base_evals + progress.evals
-                seconds = time.perf_counter() - started
-                distance = progress.gradient_distance
-                if first_distance is None and math.isfinite(distance):
-                    first_distance = distance
-                if _diverged(progress, first_distance):
-                    diverged = True
-                    break
-                # L-BFGS needing at most one evaluation a step has converged (Adam always needs one)
-                lbfgs = c.attack in ("dlg", "idlg")
-                stalled = stalled + 1 if lbfgs and progress.step > 0 and evals - evals_done <= 1 else 0
-                steps_done, evals_done = step, evals
-                if best is None or distance <= best.gradient_distance:
-                    best = progress
-                if progress.step == 0 and restarts:
-                    continue  # the restart point was shown already
-                last = self._snapshot(progress, step, evals, seconds, restarts)
-                if hit_seconds is None and last.psnr >= metrics.SUCCESS_PSNR:
-                    hit_seconds, hit_evals = seconds, evals
-                yield last
-                if self.stop_event.is_set():
-                    status, message = "stopped", "Stopped on request."
-                    break
-                if seconds > c.max_seconds:
-                    status, message = "timeout", f"Stopped at the time budget of {c.max_seconds:g} s."
-                    break
-                if stalled >= STALL_STEPS:
-                    if distance >= first_distance:  # stuck where it started: saturated, not converged
-                        diverged = True
-                    else:
-                        message = "The optimiser converged."
-                    break
-            if not diverged:
-                break
-            if restarts >= MAX_RESTARTS:
-                status = "diverged"
-                message = (f"The optimisation diverged (NaN/Inf, an exploding distance, or pixels far outside "
-                           f"the valid range) and {restarts} restarts with smaller steps did not help: "
-                           "try a smaller learning rate.")
-                break
-            restarts += 1
-            lr /= 2  # restart from the best point so far (or the start) with a gentler step
-            if steps_done >= c.steps:
-                break
+    def _leg(self, settings: AttackSettings, tally: _Tally) -> Generator[Snapshot, None, str]:
+        """One (re)start of the attack, until it ends; returns how: diverged, matched, stalled, stopped,
+        timeout, or done (its steps ran out). Steps and evaluations go on counting from the last leg's."""
+        c = self.config
+        base_steps, base_evals, resumed = tally.steps, tally.evals, tally.restarts > 0
+        quiet, leg_first = 0, None
+        for progress in ATTACKS[c.attack](self.knowledge(), settings):
+            step, evals = base_steps + progress.step, base_evals + progress.evals
+            distance = progress.gradient_distance
+            if tally.first_distance is None and math.isfinite(distance):
+                tally.first_distance = distance
+            leg_first = distance if leg_first is None else leg_first
+            if _diverged(progress, tally.first_distance):
+                return "diverged"
+            # L-BFGS needing at most one evaluation a step has ended (Adam always needs one)
+            quiet = quiet + 1 if c.attack in LBFGS_ATTACKS and progress.step > 0 and evals - tally.evals <= 1 else 0
+            tally.steps, tally.evals = step, evals
+            tally.keep_best(progress)
+            if progress.step == 0 and resumed:
+                continue  # the point it restarts from was shown already (or, a fresh start, is not a step)
+            snap = self._snapshot(progress, step, evals, time.perf_counter() - tally.started, tally.restarts)
+            tally.show(snap)
+            yield snap
+            ending = self._interrupted(tally, snap.seconds)
+            if ending:
+                return ending
+            if quiet >= STALL_STEPS:
+                return _judge_end(distance, leg_first, tally.first_distance)
+        return "done"
 
-        if best is not None and (last is None or status == "diverged"):
-            last = self._snapshot(best, steps_done, evals_done, time.perf_counter() - started, restarts)
+    def _interrupted(self, tally: _Tally, seconds: float) -> str | None:
+        """A stop request or the time budget: the run ends here, whatever the attack would do next."""
+        if self.stop_event.is_set():
+            tally.status, tally.message = "stopped", "Stopped on request."
+            return "stopped"
+        if seconds > self.config.max_seconds:
+            tally.status, tally.message = "timeout", f"Stopped at the time budget of {self.config.max_seconds:g} s."
+            return "timeout"
+        return None
+
+    def _next_leg(self, outcome: str, tally: _Tally) -> AttackSettings | None:
+        """What to do after a leg ended: the next leg's settings, or None to end the run (tally says why)."""
+        c = self.config
+        steps_left = c.steps - tally.steps
+        if outcome == "diverged":
+            if tally.divergences >= MAX_RESTARTS:
+                tally.status = "diverged"
+                tally.message = (f"The optimisation diverged (NaN/Inf, an exploding distance, or pixels far outside "
+                                 f"the valid range) and {tally.divergences} restarts with smaller steps did not "
+                                 "help: try a smaller learning rate.")
+                return None
+            tally.divergences += 1
+            tally.restarts += 1
+            tally.lr /= 2  # restart from the best point so far (or the start) with a gentler step
+            return self._settings(steps_left, tally.lr, tally.best) if steps_left > 0 else None
+        if outcome == "matched":
+            tally.message = _join(tally.events + [f"the optimiser converged: the gradients match (distance "
+                                                  f"{tally.best.gradient_distance:.1e}, {_ratio(tally):.0e} of "
+                                                  "where it started)"])
+        if outcome != "stalled":
+            return None
+        seconds = time.perf_counter() - tally.started
+        stall = self._describe_stall(tally)
+        if steps_left <= STALL_STEPS or tally.fresh_starts >= MAX_FRESH_STARTS or seconds >= c.max_seconds:
+            tally.message = _join(tally.events + [f"{stall}; no budget left for a new start, the best picture "
+                                                  "is kept"])
+            return None
+        tally.fresh_starts += 1
+        tally.restarts += 1
+        tally.events.append(f"{stall}; restarted from a new start")
+        return self._settings(steps_left, tally.lr, None, fresh=tally.fresh_starts)
+
+    def _describe_stall(self, tally: _Tally) -> str:
+        """Where a leg stalled, in words; the PSNR is the demo's to say (the decision used the distance alone)."""
+        last = tally.last
+        psnr = f"at {last.psnr:.1f} dB " if last is not None and math.isfinite(last.psnr) else ""
+        return f"stalled {psnr}with gradient distance {last.gradient_distance:.1e}"
+
+    def _result(self, tally: _Tally) -> RunResult:
+        final = tally.last
+        best = tally.best
+        if best is not None and (final is None or tally.status == "diverged"
+                                 or best.gradient_distance < final.gradient_distance):
+            # The best point of all the starts (by the attacker's own measure, the gradient distance)
+            final = self._snapshot(best, tally.steps, tally.evals, time.perf_counter() - tally.started,
+                                   tally.restarts)
+        if tally.message is None and tally.events:
+            tally.message = _join(tally.events)
         report = self.victim.report
-        self.result = RunResult(
-            config=c, status=status, message=message, steps_run=steps_done, evals=evals_done,
-            seconds=time.perf_counter() - started, seconds_to_30db=hit_seconds, evals_to_30db=hit_evals,
-            label_true=self.labels, final=last, victim_seed=self.victim.seed, gradient_norm=report.update.norm,
-            gradient_numel=report.update.numel, restarts=restarts, warning=report.warning,
+        result = RunResult(
+            config=self.config, status=tally.status, message=tally.message, steps_run=tally.steps,
+            evals=tally.evals, seconds=time.perf_counter() - tally.started, seconds_to_30db=tally.hit_seconds,
+            evals_to_30db=tally.hit_evals, label_true=self.labels, final=final, victim_seed=self.victim.seed,
+            gradient_norm=report.update.norm, gradient_numel=report.update.numel, restarts=tally.restarts,
+            warning=report.warning,
         )
+        result.diagnosis = diagnose(result, report, outcome=tally.outcome, fresh_starts=tally.fresh_starts)
+        return result
 
 
 def run_to_end(config: AttackConfig, images: torch.Tensor, labels: tuple[int, ...] | list[int],

@@ -391,6 +391,8 @@ def run_summary(history: RunHistory) -> None:
                    "Try more steps, another seed, the wide CNN victim or a smaller resolution.", icon=":material/lock:")
     status = STATUS_TEXT.get(history.status, history.status)
     st.caption(f"Status: **{status}**" + (f": {history.message}" if history.message else ""))
+    if not history.leaked and history.result and history.result.get("diagnosis"):
+        st.caption(f"Why: {history.result['diagnosis']}")
     correct = history.label_correct
     to_30 = history.seconds_to_success
     grid = st.grid(4, min_column_width=150, gap="small")

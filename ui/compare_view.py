@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dlg_core import limits
-from dlg_core.config import ATTACK_NAMES, AttackConfig
+from dlg_core.config import ATTACK_NAMES, AttackConfig, follow_tuned
 from dlg_core.errors import BadInputError
 from dlg_core.metrics import SUCCESS_PSNR
 from dlg_core.run import AttackRun, prepare_victim
@@ -307,7 +307,8 @@ def _configs(base: AttackConfig, attacks: list[str], steps: int) -> tuple[dict[s
     configs, notes = {}, {}
     for attack in attacks:
         try:
-            configs[attack] = base.replace(attack=attack, steps=steps)
+            # each attack with its own measured defaults (DLG's distance), unless the visitor chose otherwise
+            configs[attack] = follow_tuned(base, attack).replace(steps=steps)
         except BadInputError as err:  # the closed form on a convolutional victim, say
             notes[attack] = str(err)
     return configs, notes

@@ -22,7 +22,7 @@ import streamlit as st
 
 from dlg_core import defenses as dfn
 from dlg_core import limits
-from dlg_core.config import ATTACK_NAMES, DEFAULT, MODEL_NAMES, AttackConfig
+from dlg_core.config import ATTACK_NAMES, DEFAULT, MODEL_NAMES, AttackConfig, default_for
 from dlg_core.defenses import Defense, DefenseCost
 from dlg_core.errors import BadInputError
 from dlg_core.images import CLASS_NAMES
@@ -268,9 +268,9 @@ def defence_settings(photo: Photo | None) -> tuple[DefenceSetup | None, int]:
                            help="Comma-separated, in the command line's --defense form.", **keep)
     try:
         strengths = parse_strengths(kind, list(picked or ()), custom)
-        config = DEFAULT.replace(attack=st.session_state["def_attack"], model=st.session_state["def_model"],
-                                 size=int(st.session_state["def_size"]), steps=int(st.session_state["def_steps"]),
-                                 seed=int(st.session_state["def_seed"]), threads=limits.THREADS_PER_RUN)
+        config = default_for(st.session_state["def_attack"], st.session_state["def_model"]).replace(
+            size=int(st.session_state["def_size"]), steps=int(st.session_state["def_steps"]),
+            seed=int(st.session_state["def_seed"]), threads=limits.THREADS_PER_RUN)
     except BadInputError as err:
         st.error(str(err), icon=":material/error:")
         return None, label

@@ -92,8 +92,9 @@ class RunHistory:
 
     def _keep_latest_frame(self) -> None:
         # The replay and the GIF must end where the run ended.
-        if self.latest is not None and (not self.frames or self.frames[-1].step != self.latest.step):
-            if len(self.frames) >= MAX_FRAMES:
+        if self.latest is not None and (not self.frames or self.frames[-1] is not self.latest):
+            # (a run that made several starts ends on its best picture, shown at the last step again)
+            if len(self.frames) >= MAX_FRAMES or self.frames and self.frames[-1].step == self.latest.step:
                 self.frames[-1] = self.latest
             else:
                 self.frames.append(self.latest)

@@ -1,13 +1,15 @@
 """Shareable links: a run's settings, and a bundled sample's name, in the URL's query parameters.
 
 A link carries ``sample=<name>``, ``label=<n>`` when the true label is not the sample's own animal, and the
-settings that differ from the defaults (``AttackConfig.to_query_params``), and ``v=2``, the link format. A
+settings that differ from the defaults (``AttackConfig.to_query_params``), and ``v=3``, the link format. A
 user's own photo is never put in a link: its link carries the settings alone. Opening a link restores all of
 that and replays the run.
 
 A link leaves out the settings equal to the defaults of the day it was made, so when a default changes, old
 links must still be read with the old one: a link without ``v`` was made while the default victim was LeNet
-and the default distance the squared L2 one.
+and the default distance the squared L2 one; a ``v=2`` link left out what equalled the one default for every
+attack and victim (``AttackConfig()``); a ``v=3`` link what equals ``config.default_for`` its attack and
+victim (DLG's distance is its own, for one).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ KEY_READ = "link_read"
 KEY_ERROR = "link_error"
 KEY_NOTE = "link_note"
 FALLBACK_URL = "http://localhost:8501/"
-LINK_VERSION = "2"
+LINK_VERSION = "3"
 # The defaults that links without a version left out and that have changed since (dlg_core.config's history).
 FIRST_LINK_DEFAULTS = {"model": "lenet", "distance": "l2"}
 
@@ -54,9 +56,9 @@ def parse_link(params: Mapping[str, str]) -> SharedLink | None:
     version = params.pop("v", "1")
     if version == "1":
         params = FIRST_LINK_DEFAULTS | params
-    elif version != LINK_VERSION:
-        raise BadInputError(f"Unknown link version {short(version)}: this app reads versions 1 and {LINK_VERSION}.")
-    config = AttackConfig.from_query_params(params)
+    elif version not in ("2", LINK_VERSION):
+        raise BadInputError(f"Unknown link version {short(version)}: this app reads versions 1 to {LINK_VERSION}.")
+    config = AttackConfig.from_query_params(params, tuned=version == LINK_VERSION)
     if sample_name is not None and sample_name not in {s.name for s in SAMPLES}:
         raise BadInputError(f"Unknown sample {short(sample_name)}: choose one of {', '.join(s.name for s in SAMPLES)}.")
     label = None

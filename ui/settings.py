@@ -1,4 +1,7 @@
-"""The attack's settings: one widget per AttackConfig field, defaults always read from ``dlg_core.config.DEFAULT``.
+"""The attack's settings: one widget per AttackConfig field, defaults always read from ``dlg_core.config``.
+
+``DEFAULT`` gives the starting values; the settings that depend on the attack or the victim
+(``config.TUNED``, e.g. DLG's distance) follow ``config.default_for`` when either is changed.
 
 The widgets keep their values in session state under ``cfg_*`` keys (persisted across pages), so that a
 shared link can fill them in and the "How it works" page can read the current choice.
@@ -112,6 +115,14 @@ def current_config(**overrides) -> AttackConfig:
     return st.session_state[KEY_BASE].replace(**{**values, **overrides})
 
 
+def _follow_attack_and_victim() -> None:
+    """A new attack or victim brings its own measured defaults (config.TUNED) for the settings that depend on it."""
+    values = cfg.tuned_values(st.session_state[FIELD_KEYS["attack"]], st.session_state[FIELD_KEYS["model"]])
+    for name, value in values.items():
+        if name in FIELD_KEYS:
+            st.session_state[FIELD_KEYS[name]] = value
+
+
 def _on_large_toggle() -> None:
     if not st.session_state[KEY_LARGE] and st.session_state[FIELD_KEYS["size"]] > SMALL_SIZES[-1]:
         st.session_state[FIELD_KEYS["size"]] = SMALL_SIZES[-1]
@@ -128,12 +139,12 @@ def _main_settings(choose_attack: bool = True) -> None:
     grid = st.grid(4, min_column_width=210, gap="medium")
     with grid:
         st.selectbox("Victim model", cfg.MODEL_NAMES, key=k["model"], format_func=_label(MODEL_LABELS),
-                     persist_state=PERSIST,
+                     persist_state=PERSIST, on_change=_follow_attack_and_victim,
                      help="The shared model every client trains; the server sent it, so the attacker knows "
                           "all its weights.")
         if choose_attack:
             st.selectbox("Attack", cfg.ATTACK_NAMES, key=k["attack"], format_func=_label(ATTACK_LABELS),
-                         persist_state=PERSIST,
+                         persist_state=PERSIST, on_change=_follow_attack_and_victim,
                          help="DLG guesses photo and label together; iDLG first reads the label off the last "
                               "layer's gradient, then rebuilds only the photo; Inverting Gradients matches the "
                               "gradient's direction with a smoothness prior; the closed form reads an MLP's "
@@ -142,7 +153,8 @@ def _main_settings(choose_attack: bool = True) -> None:
         st.selectbox("Gradient distance", cfg.DISTANCE_NAMES, key=k["distance"], format_func=_label(DISTANCE_LABELS),
                      persist_state=PERSIST,
                      help="How the attacker scores the mismatch between its guess's gradient and the "
-                          "gradient the client shared.")
+                          "gradient the client shared (each attack starts from its own measured choice: "
+                          "DLG the squared L2, which keeps the gradient's scale its learnt label needs).")
         st.number_input("Seed", 0, 2**31 - 1, step=1, key=k["seed"], persist_state=PERSIST,
                         help="Draws the shared model's starting weights and the attacker's start: the same "
                              "seed replays the same run.")

@@ -1,0 +1,176 @@
+"""A run tells a match from a stall by the attacker's own signals, acts on a stall while its budget lasts, and
+says why a run failed (issue 12); per-attack defaults reach the CLI, links and the experiment grid."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from dlg_core import cli, config, diagnosis
+from dlg_core import run as run_module
+from dlg_core.attacks import ATTACKS, Progress
+from dlg_core.client import compute_shared_update
+from dlg_core.config import DEFAULT, AttackConfig, default_for, follow_tuned
+from dlg_core.experiment import Job
+from dlg_core.images import load_sample
+from dlg_core.models import build_model
+from dlg_core.run import AttackRun
+from ui.link import link_params, parse_link
+
+
+@pytest.fixture(scope="module")
+def chelsea16():
+    return load_sample("cat_chelsea", 16)
+
+
+def _scripted(legs, photo=None, label=0):
+    """A fake attack: leg k (the k-th start the run asks for) reports the distances legs[k], one evaluation a
+    step, so L-BFGS's "ended" rule fires after STALL_STEPS quiet steps. With ``photo``, a leg whose distances
+    end below 1e-9 shows the photo itself (the test's stand-in for "it found the photo")."""
+    seeds = []
+
+    def attack(knowledge, settings):
+        if settings.seed not in seeds:
+            seeds.append(settings.seed)
+        values = legs[min(seeds.index(settings.seed), len(legs) - 1)]
+        for step, value in enumerate(values[: settings.steps + 1]):
+            found = photo is not None and value < 1e-9
+            image = photo.clone() if found else torch.full(knowledge.input_shape, 0.5 + 0.01 * len(seeds))
+            yield Progress(step=step, evals=step + 1, reconstruction=image, label_guess=(label,),
+                           label_probs=torch.nn.functional.one_hot(torch.tensor([label]), 2).float(),
+                           gradient_distance=value)
+    attack.seeds = seeds
+    return attack
+
+
+STALL = [1.0, 0.1, 0.01, 1e-3] + [1e-3] * 8  # ends 1e-3 of where it started: short of a match
+MATCH = [1.0, 0.1, 1e-4, 1e-8] + [1e-12] * 8  # ends 1e-12 of where it started
+
+
+def test_a_stall_gets_a_fresh_start_and_the_message_says_so(monkeypatch, chelsea16):
+    attack = _scripted([STALL, MATCH], photo=chelsea16)
+    monkeypatch.setitem(ATTACKS, "idlg", attack)
+    run = AttackRun(DEFAULT.replace(size=16, steps=100), chelsea16, [0])
+    snaps = list(run)
+    result = run.result
+    assert len(attack.seeds) == 2 and attack.seeds[0] != attack.seeds[1]  # the second start is a new one
+    assert result.restarts == 1 and result.status == "ok"
+    assert result.message.startswith("Stalled at ") and "dB with gradient distance 1.0e-03" in result.message
+    assert "restarted from a new start" in result.message and "converged" in result.message
+    assert result.final.gradient_distance == 1e-12 and result.final.psnr > 60
+    assert result.diagnosis is None  # it leaked
+    assert snaps[-1].restarts == 1
+
+
+def test_a_true_match_is_not_restarted(monkeypatch, chelsea16):
+    attack = _scripted([MATCH], photo=chelsea16)
+    monkeypatch.setitem(ATTACKS, "idlg", attack)
+    result = run_module.run_to_end(DEFAULT.replace(size=16, steps=100), chelsea16, [0])
+    assert len(attack.seeds) == 1 and result.restarts == 0
+    assert result.message.startswith("The optimiser converged: the gradients match")
+
+
+def test_the_best_start_is_kept_and_a_spent_budget_ends_on_a_diagnosis(monkeypatch, chelsea16):
+    worse = [1.0, 0.1, 0.05] + [0.05] * 8
+    monkeypatch.setitem(ATTACKS, "idlg", _scripted([STALL, worse, worse, worse]))
+    run = AttackRun(DEFAULT.replace(size=16, steps=200), chelsea16, [0])
+    snaps = list(run)
+    result = run.result
+    assert result.restarts == run_module.MAX_FRESH_STARTS
+    assert result.message.count("restarted from a new start") == run_module.MAX_FRESH_STARTS
+    assert "no budget left for a new start, the best picture is kept" in result.message
+    assert result.final.gradient_distance == 1e-3  # the first start's, the best by the attacker's measure
+    assert snaps[-1] is result.final  # the show ends on it
+    assert "local minimum" in result.diagnosis and "3 new starts found nothing better" in result.diagnosis
+
+
+def test_a_stall_with_no_steps_left_is_not_restarted(monkeypatch, chelsea16):
+    attack = _scripted([STALL, MATCH])
+    monkeypatch.setitem(ATTACKS, "idlg", attack)
+    result = run_module.run_to_end(DEFAULT.replace(size=16, steps=9), chelsea16, [0])
+    assert len(attack.seeds) == 1 and result.restarts == 0
+    assert "no budget left" in result.message and "local minimum" in result.diagnosis
+
+
+def test_a_real_lenet_run_is_not_stopped_short_by_an_absolute_tolerance(chelsea16):
+    # LeNet with 100 classes: the cosine distance falls below 1e-7 long before 30 dB; absolute tolerances on
+    # L-BFGS's g.d and y.s had ended such runs as "converged" at 24-29 dB (issue 12).
+    result = run_module.run_to_end(DEFAULT.replace(model="lenet", classes=100, size=16, steps=400), chelsea16, [7])
+    assert result.final.psnr >= 30 and result.restarts == 0, result.to_json_dict()
+
+
+# --- diagnosis ------------------------------------------------------------------------------------------------
+
+def test_diagnosis_wrong_label(monkeypatch, chelsea16):
+    monkeypatch.setitem(ATTACKS, "idlg", _scripted([MATCH], label=1))
+    result = run_module.run_to_end(DEFAULT.replace(size=16, steps=50), chelsea16, [0])
+    assert "wrong label" in result.diagnosis
+    assert json.loads(json.dumps(result.to_json_dict()))["diagnosis"] == result.diagnosis
+
+
+def test_diagnosis_too_few_equations():
+    # LeNet at 64 px: its last layer's gradient is one row per class times the same 3,072 features (rank 1),
+    # so the update has fewer independent numbers than the photo has pixels (the README's 11.3k for 12,288).
+    model = build_model("lenet", 64, 2, 0)
+    update = compute_shared_update(model, torch.rand(1, 3, 64, 64), torch.tensor([0])).update
+    assert diagnosis.independent_numbers(update, 1) < 3 * 64 * 64 < update.numel
+    wide = build_model("wide_cnn", 64, 2, 0)
+    update = compute_shared_update(wide, torch.rand(1, 3, 64, 64), torch.tensor([0])).update
+    assert diagnosis.independent_numbers(update, 1) > 3 * 64 * 64
+
+
+def test_diagnosis_out_of_time_and_success(chelsea16):
+    result = run_module.run_to_end(DEFAULT.replace(model="lenet", classes=100, size=16, steps=5000,
+                                                   max_seconds=0.2), chelsea16, [3])
+    assert result.status == "timeout" and "ran out of time" in result.diagnosis
+    assert run_module.run_to_end(DEFAULT.replace(size=16, steps=200), chelsea16, [0]).diagnosis is None
+
+
+# --- per-attack defaults ----------------------------------------------------------------------------------------
+
+def test_dlg_defaults_to_the_squared_distance_and_the_rest_to_cosine():
+    assert default_for("dlg", "wide_cnn").distance == "l2"
+    assert default_for("idlg", "lenet").distance == DEFAULT.distance == "cosine"
+    assert default_for("ig", "resnet") == DEFAULT.replace(attack="ig", model="resnet")
+    assert follow_tuned(DEFAULT, "dlg").distance == "l2"  # at its default: follows the attack
+    assert follow_tuned(DEFAULT.replace(distance="nl2"), "dlg").distance == "nl2"  # chosen: kept
+    assert follow_tuned(default_for("dlg", "lenet"), "idlg").distance == "cosine"
+
+
+@pytest.mark.parametrize("chosen", [default_for("dlg", "lenet").replace(size=24),
+                                    default_for("dlg", "lenet").replace(distance="cosine"),
+                                    DEFAULT.replace(attack="ig", seed=4)])
+def test_per_attack_defaults_round_trip_through_links(chosen):
+    params = link_params(chosen, "cat_chelsea", 0)
+    assert params["v"] == "3"
+    assert ("distance" in params) == (chosen.distance != default_for(chosen.attack, chosen.model).distance)
+    assert parse_link(params).config == chosen
+    assert AttackConfig.from_query_params(chosen.to_query_params()) == chosen
+
+
+def test_older_links_keep_their_own_defaults():
+    # a v=2 link left out what equalled the one default of its day: DLG then meant the cosine distance
+    assert parse_link({"v": "2", "attack": "dlg"}).config == AttackConfig(attack="dlg")
+    assert parse_link({"attack": "dlg"}).config.distance == "l2"  # v1: the squared distance was everyone's
+
+
+def test_the_cli_follows_per_attack_defaults(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(cli, "command_run", lambda args: seen.append(cli.config_from_args(args)) or 0)
+    for extra in ([], ["--distance", "cosine"], ["--textbook"]):
+        assert cli.main(["run", "--image", "x.png", "--attack", "dlg", *extra]) == 0
+    assert [c.distance for c in seen] == ["l2", "cosine", "l2"]
+    assert seen[0] == default_for("dlg", DEFAULT.model)
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"attack": "dlg", "steps": 7}))
+    assert cli.main(["run", "--image", "x.png", "--config", str(path)]) == 0
+    assert seen[-1] == default_for("dlg", DEFAULT.model).replace(steps=7)
+
+
+def test_experiment_runs_start_from_the_attacks_defaults():
+    job = Job(images=("cat_chelsea",), labels=(0,), attack="dlg", model="lenet")
+    assert job.config().distance == "l2"
+    assert Job(images=("cat_chelsea",), labels=(0,), attack="dlg", distance="cosine").config().distance == "cosine"
+    assert "distance" in config.TUNED_FIELDS
