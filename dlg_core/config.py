@@ -64,6 +64,8 @@ class AttackConfig:
     adam_lr: float = 0.03  # Inverting Gradients: Adam's step on the signed gradient
     tv_weight: float = 0.01  # Inverting Gradients: weight of the total-variation prior
     restarts: int = 1  # Inverting Gradients: independent starts sharing the steps, the best kept
+    # L-BFGS attacks: new starts after a stall short of a match, while the step and time budgets last (run.py)
+    fresh_starts: int = 3
     # What the client does to its update before sharing (dlg_core/defenses.py): comma-separated specs such as
     # "prune:0.5,fp16", applied in order; "" shares the true update. Stored in canonical form.
     defenses: str = ""
@@ -221,6 +223,7 @@ def _validate(c: AttackConfig) -> None:
     _check_range("adam_lr", c.adam_lr, 1e-6, 1)
     _check_range("tv_weight", c.tv_weight, 0, 2)
     _check_range("restarts", c.restarts, 1, 16)
+    _check_range("fresh_starts", c.fresh_starts, 0, 16)
     if not isinstance(c.defenses, str):
         raise BadInputError("Setting 'defenses' must be text such as \"prune:0.5,fp16\" (or \"\" for none).")
     if c.attack == "analytic" and c.model != "mlp":
@@ -230,7 +233,8 @@ def _validate(c: AttackConfig) -> None:
 
 # The DLG and iDLG papers' settings (benchmark baseline): N(0,1) start, L-BFGS lr 1 with PyTorch's defaults.
 TEXTBOOK = AttackConfig(attack="dlg", model="lenet", classes=100, steps=300, distance="l2", lr=1.0, init="normal",
-                        line_search="none", lbfgs="pytorch", history_size=100, max_iter=20, precision="float32")
+                        line_search="none", lbfgs="pytorch", history_size=100, max_iter=20, precision="float32",
+                        fresh_starts=0)
 # What the app and the CLI use unless told otherwise: the wide_cnn victim, iDLG's label, a mid-grey start,
 # the cosine distance.
 DEFAULT = AttackConfig()

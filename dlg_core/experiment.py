@@ -50,7 +50,8 @@ _KEY_END = re.compile(r"#[0-9a-f]{12}$")  # a key ends with its hash: a row cut 
 JOB_COLUMNS = ("image", "attack", "model", "size", "classes", "seed", "defenses", "batch", "fedavg_steps")
 RESULT_COLUMNS = (
     "status", "steps_run", "evals", "seconds", "seconds_to_30db", "evals_to_30db", "label_true", "label_guess",
-    "label_correct", "label_accuracy", "final_mse", "final_mse_255", "final_psnr", "final_ssim", "message", "warning",
+    "label_correct", "label_accuracy", "final_mse", "final_mse_255", "final_psnr", "final_ssim", "message", "diagnosis",
+    "warning",
     "victim_seed", "gradient_norm", "restarts", "update_cosine", "update_relative_error", "loss_before",
     "loss_after_true", "loss_after_defended", "per_image", "config",
 )

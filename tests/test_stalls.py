@@ -78,8 +78,8 @@ def test_the_best_start_is_kept_and_a_spent_budget_ends_on_a_diagnosis(monkeypat
     run = AttackRun(DEFAULT.replace(size=16, steps=200), chelsea16, [0])
     snaps = list(run)
     result = run.result
-    assert result.restarts == run_module.MAX_FRESH_STARTS
-    assert result.message.count("restarted from a new start") == run_module.MAX_FRESH_STARTS
+    assert result.restarts == DEFAULT.fresh_starts
+    assert result.message.count("restarted from a new start") == DEFAULT.fresh_starts
     assert "no budget left for a new start, the best picture is kept" in result.message
     assert result.final.gradient_distance == 1e-3  # the first start's, the best by the attacker's measure
     assert snaps[-1] is result.final  # the show ends on it
