@@ -174,3 +174,22 @@ def test_experiment_runs_start_from_the_attacks_defaults():
     assert job.config().distance == "l2"
     assert Job(images=("cat_chelsea",), labels=(0,), attack="dlg", distance="cosine").config().distance == "cosine"
     assert "distance" in config.TUNED_FIELDS
+
+
+# --- the Attack lab ---------------------------------------------------------------------------------------------
+
+def test_the_attack_lab_follows_the_attacks_defaults_and_says_why_a_run_failed(app_test):
+    at = app_test().run()
+    at.selectbox(key="cfg_attack").set_value("dlg").run()
+    assert at.selectbox(key="cfg_distance").value == "l2"  # DLG's own measured default
+    at.selectbox(key="cfg_attack").set_value("idlg").run()
+    assert at.selectbox(key="cfg_distance").value == DEFAULT.distance
+    # LeNet at 16 px, 3 steps: far short of the photo, so the summary says why in one line
+    at.selectbox(key="cfg_model").set_value("lenet").run()
+    at.select_slider(key="cfg_size").set_value(16)
+    at.number_input(key="cfg_steps").set_value(3)
+    at.button(key="run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    history = at.session_state["run_history"]
+    assert history.result["final_psnr"] < 30 and history.result["diagnosis"]
+    assert any(c.value == f"Why: {history.result['diagnosis']}" for c in at.caption)
