@@ -164,7 +164,7 @@ def test_cli_image(tmp_path, capsys, case):
 def test_cli_refuses_a_batch_over_the_limit(tmp_path, capsys):
     code, _, err = run_main(capsys, *[a for _ in range(limits.MAX_BATCH + 1) for a in ("--image", CHELSEA)], *TINY)
     assert code == 2
-    one_error_line(err, (f"at most {limits.MAX_BATCH} photos",))
+    one_error_line(err, (f"1 to {limits.MAX_BATCH} photos",))
 
 
 # ---------------------------------------------------------------------------------------------- configs, CLI
