@@ -68,6 +68,11 @@ class AttackConfig:
     # Clients whose updates the server receives only as their aggregate (secure aggregation, client.py); the
     # run's photos are dealt among them, photo i to client i mod K.
     clients: int = 1
+    # The threat model (the Attack lab's card): does the attacker know the labels (a server that also sees them,
+    # as Inverting Gradients assumes), and does the victim's BatchNorm use its batch's statistics (train mode),
+    # which the attacker never sees (only the model as it sent it)?
+    labels_known: bool = False
+    batchnorm_train: bool = False
 
     def __post_init__(self) -> None:
         _validate(self)

@@ -9,6 +9,7 @@ gradient distance alone (a small distance can still be a wrong picture).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import threading
@@ -187,11 +188,15 @@ def prepare_victim(config: AttackConfig, images: torch.Tensor, labels: tuple[int
         model = model.to(device)
         if config.attack in SERVER_MODELS:  # a malicious server sends its own model instead
             model = SERVER_MODELS[config.attack](model, tuple(images.shape), seed)
+        sent = model
+        if config.batchnorm_train:  # the client normalises by its batch's statistics and updates its running
+            sent = copy.deepcopy(model).train()  # ones; the server keeps the model as it sent it, in the same mode
+            model.train()
         report = federated_round(model, images, target, config.clients, config.fedavg_steps, config.fedavg_lr,
                                  defend if specs else None)
         if not report.weak:
             break
-    return Victim(model, report, seed)
+    return Victim(sent, report, seed)
 
 
 class AttackRun:
@@ -235,6 +240,7 @@ class AttackRun:
             shared_update=self.victim.report.update,
             input_shape=tuple(self.images.shape),
             num_classes=self.config.classes,
+            known_labels=self.labels if self.config.labels_known else None,
         )
 
     def _settings(self, steps: int, lr: float, start: Progress | None) -> AttackSettings:

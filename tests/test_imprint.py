@@ -132,8 +132,24 @@ def test_attackers_knowledge_holds_no_client_photo(attack):
         assert tensor.untyped_storage().data_ptr() not in photo_storage
         if tensor.shape[-3:] == images.shape[-3:]:
             assert not any(torch.equal(tensor.reshape(-1, *images.shape[1:])[0], photo) for photo in images)
-    fields = set(vars(knowledge))
-    assert fields == {"model", "shared_update", "input_shape", "num_classes"}  # no client, no photo, no label
+    fields = set(vars(knowledge))  # no client, no photo; the labels only when the threat model says so
+    assert fields == {"model", "shared_update", "input_shape", "num_classes", "known_labels"}
+    assert knowledge.known_labels is None
+
+
+def test_threat_model_switches_labels_known_and_batchnorm_in_training_mode():
+    images = crops(2, 16)
+    told = AttackRun(DEFAULT.replace(size=16, labels_known=True), images, [1, 0])
+    assert told.knowledge().known_labels == (1, 0)
+    config = DEFAULT.replace(model="resnet", size=16, batchnorm_train=True, steps=2)
+    run = AttackRun(config, images, [1, 0])
+    model = run.knowledge().model
+    fresh = build_model("resnet", 16, 2, seed=run.victim.seed)
+    assert model.training  # the attacker's candidates are normalised by their own batch, as the client's were
+    # ... and the client's batch statistics never reach it: the running ones are still the fresh model's.
+    for (name, mine), (_, theirs) in zip(model.named_buffers(), fresh.named_buffers(), strict=True):
+        assert torch.equal(mine, theirs), name
+    assert run_to_end(config, images, [1, 0]).status in ("ok", "stopped", "timeout")
 
 
 def test_experiment_grid_has_a_clients_axis():

@@ -28,7 +28,7 @@ from dlg_core.metrics import SUCCESS_PSNR
 from dlg_core.run import AttackRun
 from dlg_core.slots import RunSlots
 
-from . import charts, link
+from . import batch, charts, link
 from .history import Frame, RunHistory
 from .photo import Photo, sample_tensor
 from .pictures import DISPLAY_PX, ERROR_VMAX, error_map
@@ -210,6 +210,7 @@ LABEL_SOURCE = {
     "idlg": "read off the last layer's gradient before the first step (iDLG)",
     "ig": "read off the last layer's gradient before the first step, as Inverting Gradients does",
     "analytic": "read off the last layer's gradient; the photo itself is solved in closed form, in one step",
+    "imprint": "matched to the gradient each photo's imprint bin received (the photo itself is read off exactly)",
 }
 
 
@@ -296,7 +297,9 @@ def live_attack_view(photo: Photo, config: AttackConfig, label: int) -> None:
     """Compute the client's update, then animate the attacker, storing every snapshot as it comes."""
     try:
         with st.spinner("The client computes its gradient..."):
-            run = AttackRun(config, photo.tensor(config.size), (label,))
+            images, labels = batch.batch_photos(photo, config.size, config.classes, label,
+                                                batch.photo_count([config.attack], config.clients))
+            run = AttackRun(config, images, labels)
     except BadInputError as err:
         st.error(str(err), icon=":material/error:")
         return

@@ -49,6 +49,7 @@ from .base import AttackerKnowledge, AttackSettings, Progress, gradient_distance
 from .labels import infer_batch_labels
 
 BINS_PER_PHOTO = 64  # k = 64 B: each photo alone in its bin with probability ~(1 - 1/k)^(B - 1), 98% at any B
+MIN_BINS = 4096  # a small batch gets as many: fewer pairs to collide, but each pair as likely to as in a large one
 MEASUREMENT_STD = 0.3  # spread of w . x over photos, for a unit direction w with zero mean (see the docstring)
 SHIFT = 1e-2  # c * k: the block moves the victim's input by about 1e-3 (units' values are ~0.1 on average)
 EMPTY_BIN = 1e-6  # a bin whose bias-gradient difference is below this share of the largest holds no photo
@@ -90,8 +91,8 @@ class ImprintedModel(nn.Module):
 
 
 def bins_for(batch: int, pixels: int) -> int:
-    """The server's choice of k: 32 per photo, within the host's memory limit for the block."""
-    return max(2, min(BINS_PER_PHOTO * batch, limits.MAX_IMPRINT_WEIGHTS // pixels))
+    """The server's choice of k: 64 per photo and at least MIN_BINS, within the host's limit for the block."""
+    return max(2, min(max(BINS_PER_PHOTO * batch, MIN_BINS), limits.MAX_IMPRINT_WEIGHTS // pixels))
 
 
 def malicious_model(victim: nn.Module, input_shape: tuple[int, ...], seed: int) -> ImprintedModel:
