@@ -70,7 +70,8 @@ def batch_view(history: RunHistory) -> None:
     st.subheader(f"The whole batch: {len(history.batch_original)} photos")
     scores = history.batch_psnr or [float("nan")] * len(history.batch_original)
     exact = sum(p >= 50 for p in scores)
-    st.caption(f"{exact} of {len(scores)} recovered at 50 dB or better. {SOURCES_NOTE}")
+    st.caption(f"Each pair: the photo above, what the attacker got back below. {exact} of {len(scores)} "
+               f"recovered at 50 dB or better. {SOURCES_NOTE}")
     grid = st.container(key="pixels_batch").grid(8, min_column_width=70, gap="small")
     for i, (original, recovered) in enumerate(zip(history.batch_original, history.batch_final, strict=True)):
         pair = np.concatenate([original, recovered], axis=0)
