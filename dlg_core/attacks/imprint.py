@@ -45,7 +45,8 @@ from torch import nn
 from .. import limits
 from ..client import local_training_update
 from ..errors import BadInputError
-from .base import AttackerKnowledge, AttackSettings, Progress, gradient_distance, gradient_of
+from .analytic import distance_by_layer
+from .base import AttackerKnowledge, AttackSettings, Progress, gradient_of
 from .labels import infer_batch_labels
 
 BINS_PER_PHOTO = 64  # k = 64 B: each photo alone in its bin with probability ~(1 - 1/k)^(B - 1), 98% at any B
@@ -104,29 +105,26 @@ def malicious_model(victim: nn.Module, input_shape: tuple[int, ...], seed: int) 
     return ImprintedModel(block.to(device=parameter.device, dtype=parameter.dtype), victim).train(victim.training)
 
 
-def bin_differences(weight_grad: torch.Tensor, bias_grad: torch.Tensor,
-                    thresholds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per bin, up the ladder: the weight-gradient and bias-gradient differences of consecutive units."""
-    order = thresholds.argsort()
-    weights, biases = weight_grad[order].double(), bias_grad[order].double()
-    weights = weights - torch.cat([weights[1:], torch.zeros_like(weights[:1])])
-    biases = biases - torch.cat([biases[1:], torch.zeros_like(biases[:1])])
-    return weights, biases
-
-
 def recover_batch(weight_grad: torch.Tensor, bias_grad: torch.Tensor, thresholds: torch.Tensor,
                   batch: int) -> tuple[torch.Tensor, torch.Tensor, int]:
     """The photos (batch x pixels, in ladder order), each bin's dL/db share, and how many bins held a photo.
 
-    Fewer occupied bins than photos (two in one bin, or one below the ladder): the rest are mid-grey. More
-    (noise on the update): the ``batch`` bins with the largest differences.
+    The bias gradients' differences up the ladder say which bins hold a photo; only those bins' weight rows
+    are subtracted (a few rows of thousands). Fewer occupied bins than photos (two in one bin, or one below
+    the ladder): the rest are mid-grey. More (noise on the update): the ``batch`` largest differences.
     """
-    weights, biases = bin_differences(weight_grad, bias_grad, thresholds)
+    order = thresholds.argsort()
+    biases = bias_grad[order].double()
+    biases = biases - torch.cat([biases[1:], torch.zeros_like(biases[:1])])
     occupied = (biases.abs() > EMPTY_BIN * biases.abs().max()).nonzero().flatten()
     occupied = occupied[biases[occupied].abs().argsort(descending=True)[:batch]].sort().values
+    below = weight_grad[order[occupied]].double()  # row i's photos: every one from bin i up
+    above = torch.zeros_like(below)  # row i+1's (none above the top row)
+    inner = occupied < len(order) - 1
+    above[inner] = weight_grad[order[occupied[inner] + 1]].double()
     images = torch.full((batch, weight_grad.shape[1]), 0.5, dtype=torch.float64)
     shares = torch.zeros(batch, dtype=torch.float64)
-    images[:len(occupied)] = weights[occupied] / biases[occupied, None]
+    images[:len(occupied)] = (below - above) / biases[occupied, None]
     shares[:len(occupied)] = biases[occupied]
     return images, shares, len(occupied)
 
@@ -177,6 +175,6 @@ def _read_off(knowledge: AttackerKnowledge, settings: AttackSettings, model: Imp
                                                                              dtype=parameter.dtype)
     update = knowledge.shared_update
     candidate = local_training_update(model, images, label_probs, update.local_steps, update.local_lr)
-    distance = float(gradient_distance(candidate, gradients, settings.distance))
+    distance = distance_by_layer(candidate, gradients, settings.distance)
     yield Progress(step=1, evals=1, reconstruction=images.detach().to("cpu", torch.float32, copy=True),
                    label_guess=labels, label_probs=label_probs.cpu().float(), gradient_distance=distance)
