@@ -169,7 +169,9 @@ def command_run(args: argparse.Namespace) -> int:
     print(
         f"{out['status']}: {out['attack']} on {out['model']} at {out['size']}px, "
         + (f"defences {', '.join(out['defenses'])}, " if out["defenses"] else "")
-        + f"PSNR {out['final_psnr'] or 0:.1f} dB, MSE(0-255) {out['final_mse_255'] or 0:.2f}, "
+        + ("PSNR inf (an exact copy in the batch), " if out["final_psnr"] is None and out["final_mse"] is not None
+           else f"PSNR {out['final_psnr'] or 0:.1f} dB, ")
+        + f"MSE(0-255) {out['final_mse_255'] or 0:.2f}, "
         f"SSIM {out['final_ssim'] or 0:.3f}, label {'right' if out['label_correct'] else 'wrong'}, "
         f"{out['steps_run']} steps / {out['evals']} evals in {out['seconds']:.2f} s"
         + (f", {_at_50db(out['per_image'])} of {len(out['per_image'])} photos at 50 dB" if out["per_image"] else "")

@@ -402,6 +402,14 @@ def _mean(values: list[float]) -> float | None:
     return statistics.fmean(values) if values else None
 
 
+def _psnr(row: dict[str, Any]) -> float | None:
+    """The run's PSNR; a batch with an exact copy in it has none in its JSON (the mean over its pairs is
+    infinite): its whole batch's MSE says how good it is then."""
+    psnr = _number(row.get("final_psnr"))
+    mse = _number(row.get("final_mse"))
+    return psnr if psnr is not None or mse is None else min(metrics.psnr_from_mse(mse), 999.0)
+
+
 def summarise(rows: Sequence[dict[str, Any]], by: Sequence[str]) -> list[dict[str, Any]]:
     """One line per group of ``by`` values (in first-seen order): success rate (PSNR >= 30 dB), MSE on 0-255 and
     [0,1] (median and mean), median PSNR and SSIM, label accuracy, median seconds. Crashed and skipped runs are
@@ -416,7 +424,7 @@ def summarise(rows: Sequence[dict[str, Any]], by: Sequence[str]) -> list[dict[st
         def column(name: str, rows_: list[dict[str, Any]] = ran) -> list[float]:
             return [x for x in (_number(r.get(name)) for r in rows_) if x is not None]
 
-        psnrs = column("final_psnr")
+        psnrs = [_psnr(r) for r in ran if _psnr(r) is not None]
         lines.append(dict(zip(by, values, strict=True)) | {
             "runs": len(group),
             "errors": sum(r.get("status") == "error" for r in group),

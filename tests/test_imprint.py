@@ -14,7 +14,7 @@ from dlg_core.attacks.imprint import ImprintedModel, malicious_model
 from dlg_core.client import client_photos, compute_shared_update, federated_round
 from dlg_core.config import DEFAULT
 from dlg_core.errors import BadInputError
-from dlg_core.experiment import SAMPLE_NAMES, Grid, run_job
+from dlg_core.experiment import SAMPLE_NAMES, Grid, run_job, summarise
 from dlg_core.models import build_model
 from dlg_core.run import AttackRun, run_to_end
 
@@ -150,6 +150,13 @@ def test_threat_model_switches_labels_known_and_batchnorm_in_training_mode():
     for (name, mine), (_, theirs) in zip(model.named_buffers(), fresh.named_buffers(), strict=True):
         assert torch.equal(mine, theirs), name
     assert run_to_end(config, images, [1, 0]).status in ("ok", "stopped", "timeout")
+
+
+def test_a_batch_with_an_exact_copy_counts_as_a_success_in_the_summary():
+    rows = [{"attack": "imprint", "status": "ok", "final_psnr": "", "final_mse": "1.6e-16"},
+            {"attack": "imprint", "status": "ok", "final_psnr": "12.0", "final_mse": "0.06"}]
+    (line,) = summarise(rows, ("attack",))
+    assert line["success_rate"] == 0.5 and line["median_psnr"] > 30
 
 
 def test_experiment_grid_has_a_clients_axis():
