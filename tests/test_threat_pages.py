@@ -76,3 +76,14 @@ def test_compare_offers_the_malicious_server(app_test):
     assert honest.gradient_numel < malicious.gradient_numel  # each got its own server's model
     assert malicious.rows[-1]["psnr"] >= 50 and honest.rows[-1]["psnr"] < 50
     assert list(at.dataframe[0].value["Attack"]) == [SHORT_NAMES["idlg"], SHORT_NAMES["imprint"]]
+
+
+def test_a_link_replays_the_malicious_servers_batch(app_test):
+    at = app_test()
+    at.query_params.update({"v": "2", "sample": "cat_chelsea", "attack": "imprint", "size": "16", "batch": "4"})
+    at.run()
+    no_exception(at)
+    assert at.number_input(key="cfg_batch").value == 4
+    history = at.session_state["run_history"]
+    assert len(history.label_true) == 4 and min(history.batch_psnr) >= 50
+    assert at.query_params["batch"] in ("4", ["4"])

@@ -307,7 +307,7 @@ def live_attack_view(photo: Photo, config: AttackConfig, label: int) -> None:
     history = RunHistory.start(st.session_state[KEY_RUNS], run, photo.title, photo.sample)
     st.session_state[KEY_HISTORY] = history
     # The address bar becomes this run's shareable link (a user's own photo is never named in it).
-    st.query_params.from_dict(link.link_params(config, photo.sample, label))
+    st.query_params.from_dict(link.link_params(config, photo.sample, label, len(run.labels)))
 
     client_panel(history)
     queue_slot = st.empty()
@@ -441,7 +441,8 @@ def downloads(history: RunHistory) -> None:
 
 def share_box(history: RunHistory) -> None:
     """The link that reproduces this run: the sample's name and the settings, never a user's own photo."""
-    url = link.share_url(link.link_params(history.config, history.sample, history.label_true[0]))
+    url = link.share_url(link.link_params(history.config, history.sample, history.label_true[0],
+                                          len(history.label_true)))
     st.code(url, language=None, wrap_lines=True)
     if history.sample:
         st.caption("Opening this link restores the photo and the settings and replays the run: same seed, "
