@@ -129,7 +129,8 @@ def attack_choice(model: str) -> tuple[list[str], int]:
     if len(attacks) < 2:
         st.info("Choose at least two attacks to compare.", icon=":material/compare_arrows:")
     if "imprint" in attacks:
-        batch.batch_size_input()
+        with st.columns([1, 3])[0]:
+            batch.batch_size_input()
         st.caption("The malicious server sends an imprinted model: its attack gets that model's update, the "
                    "honest ones the plain victim's, both computed on the same batch.")
     if "analytic" in attacks:
