@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,7 +91,7 @@ def ray_session(workers: int | None, address: str | None) -> Iterator[Any]:
     if not address:
         options |= dict(num_cpus=workers or os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES)
     try:
-        ray.init(address=address, **options)
+        ray.init(address=address or "local", **options)  # "local": never an unrelated `ray start` cluster here
     except Exception as err:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError or ValueError here
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         hint = (" (a cluster started by `ray start` wants RAY_AUTH_MODE=token and its token here, see the README)"
@@ -109,6 +110,12 @@ def _warm_worker() -> None:
 
     torch.set_num_threads(1)  # each run asks for one thread too; this covers the warm-up
     warm_up()
+
+
+def warm_worker(seconds: float = 0.0) -> None:
+    """A Ray task that pays a worker's one-off imports now (``seconds``: then holds the worker that long)."""
+    _warm_worker()
+    time.sleep(seconds)
 
 
 def run_in_worker(job: experiment.Job, *pixels: np.ndarray, run: Callable = experiment.run_job) -> dict[str, Any]:
