@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ray = pytest.importorskip("ray")
 
@@ -94,6 +95,17 @@ def test_a_killed_worker_is_retried_once_then_its_job_is_an_error_row(shared_ray
     assert by_key[always]["status"] == "error"
     assert "died twice" in by_key[always]["message"]
     assert by_key[jobs[2].key]["status"] == "ok"
+
+
+def test_a_run_computes_the_clients_update_on_its_own_threads_too():
+    # A serial grid's first run once built its victim's update on the process's threads (2 here) and only then
+    # switched to its one: its figures differed from the same run on a Ray worker (55.4 against 55.2 dB, measured).
+    from dlg_core.run import AttackRun
+
+    job = tiny_jobs()[0]
+    torch.set_num_threads(4)
+    AttackRun(job.config(), experiment.load_photo(job.images[0], job.size), job.labels)
+    assert torch.get_num_threads() == 1
 
 
 def test_without_ray_the_command_exits_2_with_one_line(tmp_path, capsys, monkeypatch):
