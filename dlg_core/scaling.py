@@ -291,8 +291,10 @@ def save_plot(report: dict[str, Any], path: Path) -> None:
         fig.add_trace(go.Scatter(x=px, y=[r["peak_growth_mb"] for r in mine["size"]], showlegend=False, **common),
                       2, 2)
     grid = report["throughput"]
-    fig.add_trace(go.Scatter(x=[t["workers"] or "serial" for t in grid], y=[t["runs_per_min"] for t in grid],
-                             name="grid", marker_color="#2ca02c"), 2, 3)
+    who = [f"{t['workers']} worker{'s' * (t['workers'] > 1)}" if t["workers"] else "serial" for t in grid]
+    fig.add_trace(go.Bar(x=who, y=[t["runs_per_min"] for t in grid], name="grid, warm", marker_color="#2ca02c"), 2, 3)
+    fig.add_trace(go.Bar(x=who, y=[t["runs_per_min_cold"] for t in grid], name="grid, with Ray's start",
+                         marker_color="#98df8a"), 2, 3)
     for row, col in ((1, 1), (2, 1), (2, 2)):
         fig.update_xaxes(type="log", title_text="pixels", row=row, col=col)
     for row, col in ((1, 1), (1, 2), (1, 3), (2, 1)):
