@@ -11,7 +11,7 @@ from dlg_core import run as run_module
 from dlg_core.attacks import ATTACKS, AttackerKnowledge, AttackSettings, infer_labels_from_last_layer
 from dlg_core.attacks.base import Progress
 from dlg_core.client import WEAK_CONFIDENCE_MARGIN, compute_shared_update
-from dlg_core.config import DEFAULT, TEXTBOOK, AttackConfig
+from dlg_core.config import DEFAULT, TEXTBOOK, AttackConfig, default_for
 from dlg_core.errors import BadInputError
 from dlg_core.images import load_sample
 from dlg_core.metrics import image_metrics, label_accuracy, psnr_from_mse, ssim
@@ -210,11 +210,13 @@ def test_metrics_scales():
 # --- config --------------------------------------------------------------------------------------------
 
 def test_config_round_trips_through_json_and_query_params():
-    config = DEFAULT.replace(size=48, attack="dlg", lr=0.5, redraw_weak_victim=False)
+    # only what differs from the defaults for DLG (whose distance is its own: config.TUNED) goes in a link
+    config = default_for("dlg", DEFAULT.model).replace(size=48, lr=0.5, redraw_weak_victim=False)
     assert AttackConfig.from_json(config.to_json()) == config
     params = config.to_query_params()
     assert set(params) == {"size", "attack", "lr", "redraw_weak_victim"}
     assert AttackConfig.from_query_params(params) == config
+    assert set(DEFAULT.replace(attack="dlg").to_query_params()) == {"attack", "distance"}
 
 
 @pytest.mark.parametrize("text, fragment", [
