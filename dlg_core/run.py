@@ -5,6 +5,11 @@ the attacker only ``AttackerKnowledge`` (model, update, shape), and compares wha
 It seeds everything, restarts from the best point when the optimisation blows up (NaN/Inf or an exploding
 distance), honours a stop request and a wall-time budget, and judges success by PSNR, never by the
 gradient distance alone (a small distance can still be a wrong picture).
+
+When L-BFGS ends by itself, the run tells a match from a stall with the attacker's own signal only (how far
+the gradient distance fell from where it started: ``MATCH_RATIO``) and, after a stall, makes new starts while
+its steps and time last (``AttackConfig.fresh_starts``), keeping the best picture by that same distance. The
+message says what happened; ``diagnosis.py`` says, with the truth in hand, why a failed run failed.
 """
 
 from __future__ import annotations
