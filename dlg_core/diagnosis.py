@@ -67,8 +67,10 @@ def diagnose(result: RunResult, report: ClientReport, outcome: str, fresh_starts
     if result.status == "timeout":
         return (f"It ran out of time ({c.max_seconds:g} s) at {psnr} while still improving: give it more time "
                 "or fewer pixels.")
-    if outcome == "stalled":
+    if outcome == "stalled" or outcome == "done" and fresh_starts:
         tries = f" and {fresh_starts} new start{'s' * (fresh_starts != 1)} found nothing better" if fresh_starts else ""
+        if outcome == "done":  # the steps ran out during a new start
+            tries = f" and the steps ran out before {fresh_starts} new start{'s' * (fresh_starts != 1)} found better"
         return (f"It got stuck in a local minimum: a picture whose gradient is close to the shared one but not "
                 f"equal (distance {final.gradient_distance:.1e}){tries}.")
     if outcome == "matched":

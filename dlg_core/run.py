@@ -420,6 +420,8 @@ class AttackRun:
             tally.message = _join(tally.events + [f"the optimiser converged: the gradients match (distance "
                                                   f"{tally.best.gradient_distance:.1e}, {_ratio(tally):.0e} of "
                                                   "where it started)"])
+        if outcome == "done" and tally.events:
+            tally.message = _join(tally.events + ["the steps ran out; the best picture of all the starts is kept"])
         if outcome != "stalled":
             return None
         seconds = time.perf_counter() - tally.started

@@ -25,20 +25,22 @@ def chelsea16():
     return load_sample("cat_chelsea", 16)
 
 
-def _scripted(legs, photo=None, label=0):
-    """A fake attack: leg k (the k-th start the run asks for) reports the distances legs[k], one evaluation a
-    step, so L-BFGS's "ended" rule fires after STALL_STEPS quiet steps. With ``photo``, a leg whose distances
+def _scripted(legs, photo=None, label=0, evals_per_step=(1,)):
+    """A fake attack: leg k (the k-th start the run asks for) reports the distances legs[k], evals_per_step[k]
+    evaluations a step (1 by default, so L-BFGS's "ended" rule fires after STALL_STEPS quiet steps; more: a
+    leg still working). With ``photo``, a leg whose distances
     end below 1e-9 shows the photo itself (the test's stand-in for "it found the photo")."""
     seeds = []
 
     def attack(knowledge, settings):
         if settings.seed not in seeds:
             seeds.append(settings.seed)
-        values = legs[min(seeds.index(settings.seed), len(legs) - 1)]
+        leg = min(seeds.index(settings.seed), len(legs) - 1)
+        values, cost = legs[leg], evals_per_step[min(leg, len(evals_per_step) - 1)]
         for step, value in enumerate(values[: settings.steps + 1]):
             found = photo is not None and value < 1e-9
             image = photo.clone() if found else torch.full(knowledge.input_shape, 0.5 + 0.01 * len(seeds))
-            yield Progress(step=step, evals=step + 1, reconstruction=image, label_guess=(label,),
+            yield Progress(step=step, evals=cost * step + 1, reconstruction=image, label_guess=(label,),
                            label_probs=torch.nn.functional.one_hot(torch.tensor([label]), 2).float(),
                            gradient_distance=value)
     attack.seeds = seeds
@@ -193,3 +195,13 @@ def test_the_attack_lab_follows_the_attacks_defaults_and_says_why_a_run_failed(a
     history = at.session_state["run_history"]
     assert history.result["final_psnr"] < 30 and history.result["diagnosis"]
     assert any(c.value == f"Why: {history.result['diagnosis']}" for c in at.caption)
+
+
+def test_steps_running_out_during_a_new_start_are_said(monkeypatch, chelsea16):
+    slow = [1.0 / (k + 1) for k in range(200)]  # still improving, 3 evaluations a step: not ended
+    monkeypatch.setitem(ATTACKS, "idlg", _scripted([STALL, slow], evals_per_step=(1, 3)))
+    result = run_module.run_to_end(DEFAULT.replace(size=16, steps=40), chelsea16, [0])
+    assert result.restarts == 1 and result.message.endswith("the steps ran out; the best picture of all the starts "
+                                                            "is kept.")
+    assert "local minimum" in result.diagnosis and "the steps ran out before 1 new start found better" \
+        in result.diagnosis
