@@ -65,6 +65,8 @@ class AttackConfig:
     # What the client does to its update before sharing (dlg_core/defenses.py): comma-separated specs such as
     # "prune:0.5,fp16", applied in order; "" shares the true update. Stored in canonical form.
     defenses: str = ""
+    # The attacker knows the defence the protocol prescribes (``defenses``) and adapts to it (attacks/adaptive.py).
+    adaptive: bool = False
 
     def __post_init__(self) -> None:
         _validate(self)

@@ -23,7 +23,7 @@ from . import limits, metrics
 from .attacks import ATTACKS, AttackerKnowledge, AttackSettings, Progress
 from .client import ClientReport, compute_fedavg_update, compute_shared_update
 from .config import AttackConfig
-from .defenses import apply_defenses, parse_defenses
+from .defenses import client_seed, client_update, parse_defenses
 from .errors import BadInputError
 from .matching import matched_metrics
 from .models import build_model
@@ -185,7 +185,11 @@ def prepare_victim(config: AttackConfig, images: torch.Tensor, labels: tuple[int
         if not report.weak:
             break
     if config.defenses:  # after the weak check, which judges the victim's own signal, not the defence's noise
-        defended = apply_defenses(report.update, parse_defenses(config.defenses), config.seed)
+        # The client's randomness comes from its photo too, never from the seed alone, which the attacker knows.
+        label_probs = torch.nn.functional.one_hot(target, config.classes).to(images.dtype)
+        defended = client_update(model, images, label_probs, parse_defenses(config.defenses),
+                                 client_seed(images, config.seed), config.fedavg_steps, config.fedavg_lr,
+                                 true_update=report.update)
         report = dataclasses.replace(report, update=defended, undefended=report.update)
     return Victim(model, report, seed)
 
@@ -227,6 +231,7 @@ class AttackRun:
             shared_update=self.victim.report.update,
             input_shape=tuple(self.images.shape),
             num_classes=self.config.classes,
+            defenses=self.config.defenses,  # the protocol's prescribed defence, which a server knows; not its noise
         )
 
     def _settings(self, steps: int, lr: float, start: Progress | None) -> AttackSettings:
@@ -235,6 +240,7 @@ class AttackRun:
             steps=steps, lr=lr, distance=c.distance, init=c.init, seed=c.seed, max_iter=c.max_iter,
             history_size=c.history_size, line_search=None if c.line_search == "none" else c.line_search,
             lbfgs=c.lbfgs, adam_lr=lr * c.adam_lr / c.lr, tv_weight=c.tv_weight, restarts=c.restarts,
+            adaptive=c.adaptive,
             dtype=torch.float64 if c.precision == "float64" else torch.float32,
             start_image=None if start is None else start.reconstruction,
             start_label_logits=None if start is None else start.label_logits,

@@ -1,5 +1,6 @@
 """The attacks, by name. Each is ``attack(knowledge, settings) -> Iterator[Progress]``."""
 
+from .adaptive import unmixing
 from .analytic import analytic
 from .base import AttackerKnowledge, AttackSettings, Progress, infer_labels_from_last_layer
 from .dlg import dlg
@@ -7,7 +8,9 @@ from .idlg import idlg
 from .inverting import ig
 from .labels import LabelCounts, infer_batch_labels, label_counts
 
-ATTACKS = {"dlg": dlg, "idlg": idlg, "ig": ig, "analytic": analytic}
+# Each wrapped so that the adaptive attacker unmixes its reconstructions when the protocol prescribes MixUp.
+ATTACKS = {name: unmixing(attack) for name, attack in
+           {"dlg": dlg, "idlg": idlg, "ig": ig, "analytic": analytic}.items()}
 
 __all__ = ["ATTACKS", "AttackerKnowledge", "AttackSettings", "LabelCounts", "Progress", "infer_batch_labels",
            "infer_labels_from_last_layer", "label_counts"]

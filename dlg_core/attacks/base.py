@@ -25,6 +25,9 @@ class AttackerKnowledge:
     shared_update: SharedUpdate
     input_shape: tuple[int, int, int, int]  # batch, channels, height, width
     num_classes: int
+    # The defence the protocol prescribes, as comma-separated specs ("" for none): a real server knows it, as it
+    # knows the model. Never the client's noise or its MixUp partner: those come from the client's own seed.
+    defenses: str = ""
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class AttackSettings:
     tv_weight: float = 1e-2  # weight of the total-variation prior against the cosine distance (0 to 2)
     restarts: int = 1  # independent starts; `steps` is shared among them and the best is kept
     lr_decay: bool = True  # step-wise: the learning rate is divided by 10 at 3/8, 5/8 and 7/8 of a restart
+    adaptive: bool = False  # adapt to the known defence (attacks/adaptive.py) instead of ignoring it
 
 
 @dataclass(frozen=True)
