@@ -275,7 +275,10 @@ def soteria_scores(model: nn.Module, images: torch.Tensor, generator: torch.Gene
 
     images = images.detach()
     probes = torch.randn((SOTERIA_PROBES, *images.shape), generator=generator, dtype=images.dtype).to(images.device)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The first forward-mode product in a process loads PyTorch's decompositions for it (about 5 s, once),
+        # which still go through the deprecated torch.jit.script: a warning for PyTorch, not for our users.
+        warnings.simplefilter("ignore", FutureWarning)
         r = representation(images)
         along = torch.func.vmap(lambda v: torch.func.jvp(representation, (images,), (v,))[1])(probes)
     dr_dx = along.pow(2).mean(dim=0).sqrt()  # batch x features
