@@ -79,10 +79,12 @@ KIND_LABELS = {"gaussian": "Gaussian noise", "laplace": "Laplacian noise", "dp":
                "mixup": "Input mixing (MixUp / InstaHide)", "soteria": "Soteria (representation pruning)"}
 MAX_STRENGTHS = 6  # compared at once on the Defences page: the runs share one core
 
-# The Defences page's default ladders, weakest first (DLG's figure 4 spans the same ranges).
+# The Defences page's default ladders, weakest first.
 STRENGTHS: dict[str, tuple[str, ...]] = {
-    "gaussian": ("gaussian:0.0001", "gaussian:0.001", "gaussian:0.01", "gaussian:0.1"),
-    "laplace": ("laplace:0.0001", "laplace:0.001", "laplace:0.01", "laplace:0.1"),
+    # DLG's figure 4 starts at 1e-4, which changes nothing here; noise of 1 shows where the learning pays
+    # (the federated model of utility.py: 70% undefended, 72% at 0.1, 48% at 1, measured).
+    "gaussian": ("gaussian:0.001", "gaussian:0.01", "gaussian:0.1", "gaussian:1"),
+    "laplace": ("laplace:0.001", "laplace:0.01", "laplace:0.1", "laplace:1"),
     "dp": ("dp:1:0.001", "dp:1:0.01", "dp:1:0.1", "dp:1:1"),
     "prune": ("prune:0.01", "prune:0.1", "prune:0.3", "prune:0.5", "prune:0.7", "prune:0.9"),
     "fp16": ("fp16",),

@@ -8,8 +8,8 @@ import math
 import pytest
 
 from dlg_core import defenses as dfn
-from dlg_core.metrics import SUCCESS_PSNR
 from dlg_core.defence_verdict import Outcome, db_text, verdict
+from dlg_core.metrics import SUCCESS_PSNR
 
 DEFENCES = "app_pages/defences.py"
 
