@@ -59,6 +59,8 @@ class Progress:
     gradient_distance: float
     label_logits: torch.Tensor | None = None  # DLG's current dummy label, to restart from
     restart: int = 0  # which of an attack's restarts the reconstruction comes from (Inverting Gradients)
+    stage: str | None = None  # the layer a layer-by-layer attack has just recovered (attacks/layerwise.py)
+    features: torch.Tensor | None = None  # that layer's recovered input, CPU: C x H x W, or a flat vector
 
 
 def gradient_distance(candidate: Sequence[torch.Tensor], target: Sequence[torch.Tensor], kind: str) -> torch.Tensor:

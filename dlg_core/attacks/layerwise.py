@@ -1,0 +1,343 @@
+"""Layer by layer, from the fully-connected layer back to the photo (R-GAP: Zhu & Blaschko, ICLR 2021).
+
+The seed paper (Mu 2023) describes its attack as one that "gradually extends from the fully-connected layer
+to the convolution layer". This is that path, with R-GAP's equations:
+
+1. **The label**, read off the last layer as iDLG does.
+2. **The fully-connected layer's input, in closed form.** For z = W h + b, row i of the weight gradient is
+   dL/dW_i = dL/db_i * h, so h is the least-squares fit of the rows by the bias gradient (exact for one
+   photo; ``analytic.recover_inputs``). Its gradient dL/dh = W^T dL/db comes with it.
+3. **Back through each convolution.** The layer's output h is known, and so its pre-activation
+   z = act^-1(h) (sigmoid: the logit, clamped away from 0 and 1) and the gradient there,
+   dL/dz = dL/dh * act'(z), which a sigmoid's or tanh's output gives without z. Both of R-GAP's
+   constraints are then *linear* in the layer's input x:
+   - forward: conv(x) = z - b (one equation per output number);
+   - gradient: the layer's weight gradient, sum over positions of dL/dz (position) x (x's patch there), must
+     equal the shared one (one equation per weight).
+   Where the two together have at least as many equations as x has numbers (``rank.py`` counts them), x is
+   their least-squares solution: LSQR (scipy) on the operator and its adjoint, both from torch (a
+   convolution and its vector-Jacobian product), never a dense matrix (at 128 px one layer's would have 10^10
+   entries). Then dL/dx follows by the chain rule, and the next layer down is the same problem.
+4. **Where a layer has fewer equations than unknowns** (the seed paper's CNN, 16 -> 32 channels with stride
+   2), its input cannot be solved for alone. Below it the true unknowns are the photo's pixels, far fewer, so
+   the photo is fitted instead: L-BFGS on the photo alone, matching the sub-network's output at that layer to
+   the recovered one and that layer's weight gradient to the shared one (R-GAP's two constraints again, now
+   through the layers below). It needs first derivatives only, where gradient matching of the whole network
+   differentiates a gradient.
+
+The frames: step 0 is the grey start (with its true gradient distance); then one frame per layer, whose
+``features`` are what that layer gave away (the photo itself comes last); then, for an under-determined
+layer, one frame per L-BFGS step. ``evals`` counts full gradient evaluations (the start's and the end's)
+plus the sub-network fits' forward-backward passes.
+
+**What it cannot do.** ReLU throws away every negative pre-activation, so z cannot be read back from h; a
+ResNet adds BatchNorm (the running statistics mix every unit's scale into the next), skip connections (two
+unknown inputs add up), strides and pooling that average positions away: it is refused. **One photo only**:
+with a batch, each row of the fully-connected gradient is sum_n dL/db_in h_n / sum_n dL/db_in, a mixture of
+the photos' features weighted by each photo's bias gradient, so there is no single layer output to walk
+back from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.sparse.linalg import LinearOperator, lsqr
+from torch import nn
+
+from ..client import local_training_update
+from ..errors import BadInputError
+from .analytic import recover_inputs, update_distance
+from .base import AttackerKnowledge, AttackSettings, Progress, gradient_of, infer_labels_from_last_layer, \
+    initial_image
+from .lbfgs import CompactLBFGS
+
+RESNET = ("The layer-by-layer attack does not apply to the ResNet: its ReLUs throw away every negative "
+          "pre-activation (the layer's output no longer gives its input), its BatchNorm rescales every unit by "
+          "statistics that mix into the next layer, and its skip connections add two unknown inputs together. "
+          "Use Inverting Gradients there.")
+RELU = ("The layer-by-layer attack needs activations it can undo (sigmoid or tanh): a ReLU sets every "
+        "negative pre-activation to 0, so a layer's output no longer gives its input. Pick the sigmoid "
+        "activation, or another attack.")
+BATCH = ("The layer-by-layer attack rebuilds one photo: with a batch, each row of the fully-connected layer's "
+         "gradient is a mixture of the photos' features, weighted by each photo's bias gradient, not any one "
+         "of them.")
+LAYOUT = ("The layer-by-layer attack needs a victim of convolutions with activations, then fully-connected "
+          "layers (wide CNN, CNN, LeNet, MLP).")
+ACT_EDGE = 1e-6  # a sigmoid output this close to 0 or 1 is clamped before its logit (float64: z within +-14)
+LSQR_TOLERANCE = 1e-5  # relative residual
+SOLVE_DTYPE = torch.float32
+LSQR_MAX_ITER = 400
+FIT_TOLERANCE = 1e-16  # the sub-network fit stops when its relative residual is below this
+
+
+@dataclass(frozen=True)
+class ConvLayer:
+    """A convolution followed by the activation that the attack undoes."""
+
+    name: str
+    conv: nn.Conv2d
+    activation: str  # "sigmoid" | "tanh"
+    input_shape: tuple[int, int, int]  # channels, height, width of the layer's input
+    output_shape: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The layers the attack walks: the convolutions (input first), then the first fully-connected layer."""
+
+    convs: tuple[ConvLayer, ...]
+    linear: nn.Linear
+
+
+def _activation_name(module: nn.Module, victim: str) -> str:
+    if isinstance(module, nn.Sigmoid):
+        return "sigmoid"
+    if isinstance(module, nn.Tanh):
+        return "tanh"
+    if isinstance(module, nn.ReLU):
+        raise BadInputError(RELU)
+    raise BadInputError(LAYOUT if victim == "" else RESNET)
+
+
+def layer_chain(model: nn.Module, input_shape: tuple[int, ...]) -> Chain:
+    """The convolutions and the first linear layer, in order; BadInputError for a victim the attack cannot walk."""
+    if any(isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)) for m in model.modules()):
+        raise BadInputError(RESNET)
+    leaves = [m for m in model.modules() if not list(m.children())]
+    convs: list[ConvLayer] = []
+    shape = tuple(input_shape[1:])
+    i = 0
+    while i < len(leaves) and isinstance(leaves[i], nn.Conv2d):
+        if i + 1 >= len(leaves):
+            raise BadInputError(LAYOUT)
+        conv = leaves[i]
+        with torch.no_grad():
+            out = tuple(conv(torch.zeros(1, *shape, dtype=conv.weight.dtype, device=conv.weight.device)).shape[1:])
+        convs.append(ConvLayer(f"conv{len(convs) + 1}", conv, _activation_name(leaves[i + 1], ""), shape, out))
+        shape, i = out, i + 2
+    while i < len(leaves) and isinstance(leaves[i], (nn.Flatten, nn.Identity)):
+        i += 1
+    if i >= len(leaves) or not isinstance(leaves[i], nn.Linear) or leaves[i].bias is None:
+        raise BadInputError(LAYOUT)
+    return Chain(tuple(convs), leaves[i])
+
+
+def check_applies(model: nn.Module, input_shape: tuple[int, ...]) -> Chain:
+    """The chain, or BadInputError (victim or batch) before any work is done."""
+    chain = layer_chain(model, input_shape)
+    if input_shape[0] != 1:
+        raise BadInputError(BATCH)
+    return chain
+
+
+def undo_activation(h: torch.Tensor, activation: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pre-activation z, act'(z)) from the output h, both computed from h alone."""
+    if activation == "sigmoid":
+        h = h.clamp(ACT_EDGE, 1 - ACT_EDGE)
+        return torch.logit(h), h * (1 - h)
+    h = h.clamp(-1 + ACT_EDGE, 1 - ACT_EDGE)
+    return torch.atanh(h), 1 - h * h
+
+
+class ConvEquations:
+    """R-GAP's two linear constraints on a convolution's input x, as an operator for LSQR.
+
+    The rows are [forward: conv(x) ; gradient: the weight gradient that dL/dz and x give], each block divided
+    by the RMS of its right-hand side so that neither drowns the other.
+    """
+
+    def __init__(self, layer: ConvLayer, weight: torch.Tensor, output_grad: torch.Tensor,
+                 forward_target: torch.Tensor, weight_grad: torch.Tensor, with_gradient: bool):
+        conv = layer.conv
+        self.shape = (1, *layer.input_shape)
+        self.stride, self.padding = conv.stride, conv.padding
+        self.weight, self.output_grad = weight.to(SOLVE_DTYPE), output_grad.to(SOLVE_DTYPE)
+        self.with_gradient = with_gradient
+        self.forward_scale = 1 / float(forward_target.pow(2).mean().sqrt().clamp_min(1e-30))
+        self.gradient_scale = 1 / float(weight_grad.pow(2).mean().sqrt().clamp_min(1e-30))
+        blocks = [forward_target.reshape(-1) * self.forward_scale]
+        if with_gradient:
+            blocks.append(weight_grad.reshape(-1) * self.gradient_scale)
+        self.target = torch.cat(blocks).to(SOLVE_DTYPE)
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        forward = F.conv2d(x, self.weight, None, self.stride, self.padding).reshape(-1) * self.forward_scale
+        if not self.with_gradient:
+            return forward
+        gradient = torch.nn.grad.conv2d_weight(x, self.weight.shape, self.output_grad, self.stride, self.padding)
+        return torch.cat([forward, gradient.reshape(-1) * self.gradient_scale])
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """The transpose of ``apply``: each block's adjoint is a convolution's input gradient."""
+        forward = y[:self.output_grad.numel()].reshape(self.output_grad.shape) * self.forward_scale
+        x = torch.nn.grad.conv2d_input(self.shape, self.weight, forward, self.stride, self.padding)
+        if self.with_gradient:
+            gradient = y[self.output_grad.numel():].reshape(self.weight.shape) * self.gradient_scale
+            x = x + torch.nn.grad.conv2d_input(self.shape, gradient, self.output_grad, self.stride, self.padding)
+        return x
+
+    def solve(self) -> torch.Tensor | None:
+        """The least-squares input, or None when LSQR does not converge (the layer is rank-deficient in fact)."""
+        n, m = int(np.prod(self.shape)), self.target.numel()
+
+        def matvec(v: np.ndarray) -> np.ndarray:
+            return self.apply(torch.from_numpy(v).to(SOLVE_DTYPE).reshape(self.shape)).numpy()
+
+        def rmatvec(v: np.ndarray) -> np.ndarray:
+            return self.adjoint(torch.from_numpy(np.ascontiguousarray(v)).to(SOLVE_DTYPE)).reshape(-1).numpy()
+
+        operator = LinearOperator((m, n), matvec=matvec, rmatvec=rmatvec, dtype=np.float32)
+        result = lsqr(operator, self.target.numpy(), atol=LSQR_TOLERANCE, btol=LSQR_TOLERANCE,
+                      iter_lim=LSQR_MAX_ITER)
+        if result[1] not in (1, 2):  # 1, 2: within the tolerance; 7: out of iterations
+            return None
+        return torch.from_numpy(result[0]).to(torch.float64).reshape(self.shape)
+
+
+def equation_counts(layer: ConvLayer) -> tuple[int, int, int]:
+    """(unknowns, forward equations, gradient equations) of one convolution: R-GAP's count."""
+    return (int(np.prod(layer.input_shape)), int(np.prod(layer.output_shape)), layer.conv.weight.numel())
+
+
+def determined(layer: ConvLayer) -> bool:
+    unknowns, forward, gradient = equation_counts(layer)
+    return forward + gradient >= unknowns
+
+
+def _activate(z: torch.Tensor, activation: str) -> torch.Tensor:
+    return torch.sigmoid(z) if activation == "sigmoid" else torch.tanh(z)
+
+
+def _double(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().to("cpu", torch.float64)
+
+
+def layerwise(knowledge: AttackerKnowledge, settings: AttackSettings) -> Iterator[Progress]:
+    """Yields the grey start, one frame per layer, and, below an under-determined layer, one per fitting step.
+
+    Raises BadInputError at once (not on the first ``next``) for a victim or batch it cannot walk.
+    """
+    chain = check_applies(knowledge.model, knowledge.input_shape)
+    return _walk(knowledge, settings, chain)
+
+
+class _Frames:
+    """Progress reports with the label and the evaluation count filled in."""
+
+    def __init__(self, knowledge: AttackerKnowledge, settings: AttackSettings):
+        self.knowledge, self.settings = knowledge, settings
+        self.labels = infer_labels_from_last_layer(knowledge.shared_update, knowledge.num_classes)
+        self.label_probs = F.one_hot(torch.tensor(self.labels), knowledge.num_classes).float()
+        self.evals = 0
+        self.distance = float("nan")
+
+    def measure(self, image: torch.Tensor) -> None:
+        """The true gradient distance of this image (one gradient evaluation)."""
+        self.evals += 1
+        self.distance = update_distance(self.knowledge, image.float(), self.label_probs, self.settings.distance)
+
+    def frame(self, step: int, image: torch.Tensor, stage: str | None = None,
+              features: torch.Tensor | None = None) -> Progress:
+        return Progress(step=step, evals=self.evals, reconstruction=image.detach().to("cpu", torch.float32, copy=True),
+                        label_guess=self.labels, label_probs=self.label_probs, gradient_distance=self.distance,
+                        stage=stage, features=None if features is None else features.to(torch.float32, copy=True))
+
+
+def _walk(knowledge: AttackerKnowledge, settings: AttackSettings, chain: Chain) -> Iterator[Progress]:
+    model, gradients = knowledge.model, knowledge.shared_update.gradients
+    frames = _Frames(knowledge, settings)
+    start = initial_image(knowledge.input_shape, "grey", torch.Generator().manual_seed(settings.seed), torch.float64)
+    frames.measure(start)
+    yield frames.frame(0, start)
+
+    linear = chain.linear
+    bias_grad = _double(gradient_of(model, gradients, linear.bias))
+    h = recover_inputs(_double(gradient_of(model, gradients, linear.weight)), bias_grad, 1)[0]
+    grad_h = _double(linear.weight).T @ bias_grad  # dL/dh = W^T dL/dz, and dL/dz = dL/db for one photo
+    step = 1
+    yield frames.frame(step, start, "fully-connected input", h)
+    for index in range(len(chain.convs) - 1, -1, -1):
+        layer = chain.convs[index]
+        h, grad_h = h.reshape(layer.output_shape), grad_h.reshape(layer.output_shape)
+        z, slope = undo_activation(h, layer.activation)
+        output_grad = (grad_h * slope)[None]
+        weight, shared = _double(layer.conv.weight), _double(gradient_of(model, gradients, layer.conv.weight))
+        bias = _double(layer.conv.bias)[:, None, None]
+        x = None
+        if determined(layer) and (index > 0 or not needs_gradient_rows(layer)):
+            x = ConvEquations(layer, weight, output_grad, (z - bias)[None], shared, needs_gradient_rows(layer)).solve()
+        if x is None:
+            yield from _fit_photo(chain.convs[:index + 1], h, output_grad, shared, frames, settings, step)
+            return
+        grad_x = torch.nn.grad.conv2d_input(x.shape, weight, output_grad, layer.conv.stride, layer.conv.padding)
+        h, grad_h = x[0], grad_x[0]
+        step += 1
+        if index > 0:
+            yield frames.frame(step, start, f"{layer.name} input", h)
+    image = h.reshape(knowledge.input_shape).clamp(0, 1)
+    frames.measure(image)
+    yield frames.frame(step, image, "the photo", image[0])
+
+
+def _sub_network(layers: tuple[ConvLayer, ...], image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the last layer's input, its output) for this image, through these layers' convolutions and activations."""
+    x = image
+    for i, layer in enumerate(layers):
+        conv = layer.conv
+        inputs = x
+        x = _activate(F.conv2d(x, _double(conv.weight), _double(conv.bias), conv.stride, conv.padding),
+                      layer.activation)
+        if i == len(layers) - 1:
+            return inputs, x
+    raise ValueError("no layers")
+
+
+def _fit_photo(layers: tuple[ConvLayer, ...], output: torch.Tensor, output_grad: torch.Tensor,
+               shared: torch.Tensor, frames: _Frames, settings: AttackSettings, step: int) -> Iterator[Progress]:
+    """Fit the photo to an under-determined layer's recovered output and its weight gradient (docstring, 4.)."""
+    top = layers[-1].conv
+    image = initial_image(frames.knowledge.input_shape, "grey", torch.Generator().manual_seed(settings.seed),
+                          torch.float64).requires_grad_(True)
+    output_norm, shared_norm = output.pow(2).sum(), shared.pow(2).sum()
+    optimizer = CompactLBFGS([image], lr=1.0, max_iter=settings.max_iter, history_size=settings.history_size,
+                             line_search_fn="strong_wolfe")
+    fits = 0
+    residual = float("inf")
+
+    def closure() -> torch.Tensor:
+        nonlocal fits, residual
+        fits += 1
+        image.grad = None
+        inputs, out = _sub_network(layers, image)
+        weight_grad = torch.nn.grad.conv2d_weight(inputs, top.weight.shape, output_grad, top.stride, top.padding)
+        loss = (out[0] - output).pow(2).sum() / output_norm + (weight_grad - shared).pow(2).sum() / shared_norm
+        loss.backward()
+        residual = float(loss.detach())
+        return loss
+
+    for fit_step in range(1, settings.steps + 1):
+        optimizer.step(closure)
+        frames.evals += fits
+        fits = 0
+        done = residual < FIT_TOLERANCE or optimizer.stuck or fit_step == settings.steps
+        picture = image.detach().clamp(0, 1)
+        if done:
+            frames.measure(picture)
+        yield frames.frame(step + fit_step, picture, "the photo (fitted)" if done else None,
+                           picture[0] if done else None)
+        if done:
+            return
+
+
+def needs_gradient_rows(layer: ConvLayer) -> bool:
+    """Whether the forward equations alone are too few. Where they are twice the unknowns (both of wide_cnn's
+    layers), the weight-gradient rows are left out: they made each LSQR iteration about 2.5x as long for no
+    gain (measured at 32 px: 0.077 s against 0.19 s, both above 66 dB). A square forward system (LeNet's
+    stride-1 convolution) is ill-conditioned alone: LSQR left its input 10% off."""
+    unknowns, forward, _ = equation_counts(layer)
+    return forward < 2 * unknowns
