@@ -41,7 +41,6 @@ back from.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -49,82 +48,21 @@ import torch.nn.functional as F
 from scipy.sparse.linalg import LinearOperator, lsqr
 from torch import nn
 
-from ..client import local_training_update
 from ..errors import BadInputError
+from ..rank import Chain, ConvLayer, determined, equation_counts, layer_chain
 from .analytic import recover_inputs, update_distance
-from .base import AttackerKnowledge, AttackSettings, Progress, gradient_of, infer_labels_from_last_layer, \
-    initial_image
+from .base import AttackerKnowledge, AttackSettings, Progress, gradient_of, infer_labels_from_last_layer, initial_image
 from .lbfgs import CompactLBFGS
 
-RESNET = ("The layer-by-layer attack does not apply to the ResNet: its ReLUs throw away every negative "
-          "pre-activation (the layer's output no longer gives its input), its BatchNorm rescales every unit by "
-          "statistics that mix into the next layer, and its skip connections add two unknown inputs together. "
-          "Use Inverting Gradients there.")
-RELU = ("The layer-by-layer attack needs activations it can undo (sigmoid or tanh): a ReLU sets every "
-        "negative pre-activation to 0, so a layer's output no longer gives its input. Pick the sigmoid "
-        "activation, or another attack.")
 BATCH = ("The layer-by-layer attack rebuilds one photo: with a batch, each row of the fully-connected layer's "
          "gradient is a mixture of the photos' features, weighted by each photo's bias gradient, not any one "
          "of them.")
-LAYOUT = ("The layer-by-layer attack needs a victim of convolutions with activations, then fully-connected "
-          "layers (wide CNN, CNN, LeNet, MLP).")
 ACT_EDGE = 1e-6  # a sigmoid output this close to 0 or 1 is clamped before its logit (float64: z within +-14)
 LSQR_TOLERANCE = 1e-5  # relative residual
 SOLVE_DTYPE = torch.float32
 LSQR_MAX_ITER = 400
-FIT_TOLERANCE = 1e-16  # the sub-network fit stops when its relative residual is below this
-
-
-@dataclass(frozen=True)
-class ConvLayer:
-    """A convolution followed by the activation that the attack undoes."""
-
-    name: str
-    conv: nn.Conv2d
-    activation: str  # "sigmoid" | "tanh"
-    input_shape: tuple[int, int, int]  # channels, height, width of the layer's input
-    output_shape: tuple[int, int, int]
-
-
-@dataclass(frozen=True)
-class Chain:
-    """The layers the attack walks: the convolutions (input first), then the first fully-connected layer."""
-
-    convs: tuple[ConvLayer, ...]
-    linear: nn.Linear
-
-
-def _activation_name(module: nn.Module, victim: str) -> str:
-    if isinstance(module, nn.Sigmoid):
-        return "sigmoid"
-    if isinstance(module, nn.Tanh):
-        return "tanh"
-    if isinstance(module, nn.ReLU):
-        raise BadInputError(RELU)
-    raise BadInputError(LAYOUT if victim == "" else RESNET)
-
-
-def layer_chain(model: nn.Module, input_shape: tuple[int, ...]) -> Chain:
-    """The convolutions and the first linear layer, in order; BadInputError for a victim the attack cannot walk."""
-    if any(isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)) for m in model.modules()):
-        raise BadInputError(RESNET)
-    leaves = [m for m in model.modules() if not list(m.children())]
-    convs: list[ConvLayer] = []
-    shape = tuple(input_shape[1:])
-    i = 0
-    while i < len(leaves) and isinstance(leaves[i], nn.Conv2d):
-        if i + 1 >= len(leaves):
-            raise BadInputError(LAYOUT)
-        conv = leaves[i]
-        with torch.no_grad():
-            out = tuple(conv(torch.zeros(1, *shape, dtype=conv.weight.dtype, device=conv.weight.device)).shape[1:])
-        convs.append(ConvLayer(f"conv{len(convs) + 1}", conv, _activation_name(leaves[i + 1], ""), shape, out))
-        shape, i = out, i + 2
-    while i < len(leaves) and isinstance(leaves[i], (nn.Flatten, nn.Identity)):
-        i += 1
-    if i >= len(leaves) or not isinstance(leaves[i], nn.Linear) or leaves[i].bias is None:
-        raise BadInputError(LAYOUT)
-    return Chain(tuple(convs), leaves[i])
+FIT_TOLERANCE = 1e-12  # the photo fit stops when its relative residual is below this,
+STALL_STEPS, STALL_GAIN = 5, 0.05  # or when it fell by less than 5% in the last 5 steps (float32 noise floor)
 
 
 def check_applies(model: nn.Module, input_shape: tuple[int, ...]) -> Chain:
@@ -199,14 +137,13 @@ class ConvEquations:
         return torch.from_numpy(result[0]).to(torch.float64).reshape(self.shape)
 
 
-def equation_counts(layer: ConvLayer) -> tuple[int, int, int]:
-    """(unknowns, forward equations, gradient equations) of one convolution: R-GAP's count."""
-    return (int(np.prod(layer.input_shape)), int(np.prod(layer.output_shape)), layer.conv.weight.numel())
-
-
-def determined(layer: ConvLayer) -> bool:
-    unknowns, forward, gradient = equation_counts(layer)
-    return forward + gradient >= unknowns
+def needs_gradient_rows(layer: ConvLayer) -> bool:
+    """Whether the forward equations alone are too few. Where they are twice the unknowns (both of wide_cnn's
+    layers), the weight-gradient rows are left out: they made each LSQR iteration about 2.5x as long for no
+    gain (measured at 32 px: 0.077 s against 0.19 s, both above 66 dB). A square forward system (LeNet's
+    stride-1 convolution) is ill-conditioned alone: LSQR left its input 10% off."""
+    unknowns, forward, _ = equation_counts(layer)
+    return forward < 2 * unknowns
 
 
 def _activate(z: torch.Tensor, activation: str) -> torch.Tensor:
@@ -320,11 +257,14 @@ def _fit_photo(layers: tuple[ConvLayer, ...], output: torch.Tensor, output_grad:
         residual = float(loss.detach())
         return loss
 
+    residuals = []
     for fit_step in range(1, settings.steps + 1):
         optimizer.step(closure)
         frames.evals += fits
         fits = 0
-        done = residual < FIT_TOLERANCE or optimizer.stuck or fit_step == settings.steps
+        residuals.append(residual)
+        stalled = len(residuals) > STALL_STEPS and residual > (1 - STALL_GAIN) * residuals[-1 - STALL_STEPS]
+        done = residual < FIT_TOLERANCE or stalled or optimizer.stuck or fit_step == settings.steps
         picture = image.detach().clamp(0, 1)
         if done:
             frames.measure(picture)
@@ -332,12 +272,3 @@ def _fit_photo(layers: tuple[ConvLayer, ...], output: torch.Tensor, output_grad:
                            picture[0] if done else None)
         if done:
             return
-
-
-def needs_gradient_rows(layer: ConvLayer) -> bool:
-    """Whether the forward equations alone are too few. Where they are twice the unknowns (both of wide_cnn's
-    layers), the weight-gradient rows are left out: they made each LSQR iteration about 2.5x as long for no
-    gain (measured at 32 px: 0.077 s against 0.19 s, both above 66 dB). A square forward system (LeNet's
-    stride-1 convolution) is ill-conditioned alone: LSQR left its input 10% off."""
-    unknowns, forward, _ = equation_counts(layer)
-    return forward < 2 * unknowns
