@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import attack_view, host, link, photo, settings
+from ui import attack_view, host, link, photo, rank_view, settings
 
 autorun = link.apply_shared_link()
 attack_view.settle_interrupted_run()
@@ -18,6 +18,8 @@ chosen = photo.photo_section()
 
 st.header("2 · The setting", divider="red")
 config = settings.settings_panel()
+if config is not None:
+    rank_view.layer_chart(config)
 
 st.header("3 · The attack", divider="red")
 start = attack_view.run_controls(ready=chosen is not None and config is not None, autorun=autorun)

@@ -210,6 +210,7 @@ LABEL_SOURCE = {
     "idlg": "read off the last layer's gradient before the first step (iDLG)",
     "ig": "read off the last layer's gradient before the first step, as Inverting Gradients does",
     "analytic": "read off the last layer's gradient; the photo itself is solved in closed form, in one step",
+    "layerwise": "read off the last layer's gradient (iDLG); the photo is then solved layer by layer",
 }
 
 

@@ -26,7 +26,7 @@ from . import attack_view, charts
 from .history import Frame, RunHistory
 from .photo import KEY_SOURCE, Photo
 from .pictures import ERROR_VMAX, error_map
-from .settings import ANALYTIC_NOTE, ATTACK_LABELS, TRAINED_NOTE, class_name
+from .settings import ANALYTIC_NOTE, ATTACK_LABELS, LAYERWISE_NOTE, TRAINED_NOTE, class_name
 
 KEY_COMPARISON = "comparison"
 KEY_COUNT = "comparison_count"
@@ -38,12 +38,15 @@ DEFAULT_ATTACKS = ("dlg", "idlg", "ig")
 # default victim, 32-35 s on LeNet (whose L-BFGS runs take all their steps).
 DEFAULT_STEPS = 300
 MAX_ATTACKS = 4
-SHORT_NAMES = {"dlg": "DLG", "idlg": "iDLG", "ig": "Inverting Gradients", "analytic": "Closed form"}
-BADGES = {"dlg": "blue", "idlg": "red", "ig": "orange", "analytic": "green"}  # the chart's colours, roughly
+SHORT_NAMES = {"dlg": "DLG", "idlg": "iDLG", "ig": "Inverting Gradients", "analytic": "Closed form",
+               "layerwise": "Layer by layer"}
+BADGES = {"dlg": "blue", "idlg": "red", "ig": "orange", "analytic": "green",  # the chart's colours, roughly
+          "layerwise": "violet"}
 X_CHOICES = ("seconds", "evals", "step")
 X_TITLES = {"seconds": "seconds", "evals": "gradient evaluations", "step": "attack step"}
 # One colour per attack, the same in the chart and (roughly, Streamlit's named colours) in the headings.
-ATTACK_COLOURS = {"dlg": "#7aa2ff", "idlg": charts.ACCENT, "ig": "#f7b267", "analytic": charts.GOOD}
+ATTACK_COLOURS = {"dlg": "#7aa2ff", "idlg": charts.ACCENT, "ig": "#f7b267", "analytic": charts.GOOD,
+                  "layerwise": "#c792ea"}
 
 ORDER_NOTE = ("The attacks run one after another on the same shared update, each on one CPU core: every "
               "attack's seconds, evaluations and result are its own, the same as a run of it alone.")
@@ -129,6 +132,8 @@ def attack_choice(model: str) -> tuple[list[str], int]:
         if model != "mlp":
             st.caption(":material/info: On this victim the closed form does not apply and will be skipped, "
                        "with a note: pick the MLP victim to see it.")
+    if "layerwise" in attacks:
+        st.caption(LAYERWISE_NOTE)
     return list(attacks), int(steps)
 
 

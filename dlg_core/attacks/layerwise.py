@@ -197,7 +197,8 @@ def _walk(knowledge: AttackerKnowledge, settings: AttackSettings, chain: Chain) 
     h = recover_inputs(_double(gradient_of(model, gradients, linear.weight)), bias_grad, 1)[0]
     grad_h = _double(linear.weight).T @ bias_grad  # dL/dh = W^T dL/dz, and dL/dz = dL/db for one photo
     step = 1
-    yield frames.frame(step, start, "fully-connected input", h)
+    fc_shape = chain.convs[-1].output_shape if chain.convs else knowledge.input_shape[1:]
+    yield frames.frame(step, start, "fully-connected input", h.reshape(fc_shape))
     for index in range(len(chain.convs) - 1, -1, -1):
         layer = chain.convs[index]
         h, grad_h = h.reshape(layer.output_shape), grad_h.reshape(layer.output_shape)
