@@ -18,7 +18,7 @@ chosen = photo.photo_section()
 
 st.header("2 · The setting", divider="red")
 config = settings.settings_panel()
-if config is not None:
+if config is not None and config.attack == "layerwise":
     rank_view.layer_chart(config)
 
 st.header("3 · The attack", divider="red")

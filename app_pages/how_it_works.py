@@ -118,7 +118,7 @@ st.markdown(
     "above gave away instead. ReLUs end the walk (the negative pre-activations are gone), and so do a ResNet's "
     "BatchNorm and skip connections. The count for the chosen victim and size:"
 )
-rank_view.layer_chart(settings.current_config(), expanded=True)
+rank_view.layer_chart(settings.current_config())
 st.markdown("And the walk itself, for the photo and setting chosen on the Attack lab (one photo; with a batch "
             "each row of the fully-connected gradient gives a mixture of the photos' features):")
 rank_view.layer_walk(photo.current_or_first_photo(), settings.current_config(), settings.current_label())

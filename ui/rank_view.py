@@ -30,11 +30,10 @@ WALK_STEPS = 100  # at most this many fitting steps below an under-determined la
 TILE_PX = 72
 
 
-def layer_chart(config: AttackConfig, expanded: bool | None = None) -> None:
+def layer_chart(config: AttackConfig, expanded: bool = True) -> None:
     """The count for this victim and size, as a small bar chart with a one-line summary under it."""
     rows, warning = rank.outlook(config)
-    with st.expander("What each layer gives away", icon=":material/stacked_bar_chart:",
-                     expanded=config.attack == "layerwise" if expanded is None else expanded):
+    with st.expander("What each layer gives away", icon=":material/stacked_bar_chart:", expanded=expanded):
         if not rows:
             st.caption(warning)
             return
