@@ -14,7 +14,6 @@ from dlg_core.errors import BadInputError
 from dlg_core.images import load_sample
 from dlg_core.models import build_model
 from dlg_core.run import run_to_end
-
 from tests.test_cli import CHELSEA, cli
 
 
