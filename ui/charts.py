@@ -201,5 +201,5 @@ def layer_counts_figure(layers: Sequence[str], unknowns: Sequence[int], forward:
                          customdata=list(zip(forward, gradient, strict=True)),
                          hovertemplate="%{y:,} equations: %{customdata[0]:,} from the output, "
                                        "%{customdata[1]:,} from the weight gradient<extra></extra>"))
-    fig.update_yaxes(type="log", exponentformat="none")
+    fig.update_yaxes(type="log", dtick=1, tickformat="~s")  # 1k, 10k, 100k: powers of ten only
     return fig

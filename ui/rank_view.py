@@ -33,7 +33,8 @@ TILE_PX = 72
 def layer_chart(config: AttackConfig, expanded: bool = True) -> None:
     """The count for this victim and size, as a small bar chart with a one-line summary under it."""
     rows, warning = rank.outlook(config)
-    with st.expander("What each layer gives away", icon=":material/stacked_bar_chart:", expanded=expanded):
+    with st.expander("Equations against unknowns, layer by layer (R-GAP's count)", icon=":material/stacked_bar_chart:",
+                     expanded=expanded):
         if not rows:
             st.caption(warning)
             return
