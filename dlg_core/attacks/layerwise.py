@@ -51,6 +51,7 @@ from ..rank import Chain, ConvLayer, determined, equation_counts, layer_chain
 from .analytic import recover_inputs, update_distance
 from .base import AttackerKnowledge, AttackSettings, Progress, gradient_of, infer_labels_from_last_layer, initial_image
 from .conv_solve import ConvEquations
+from .labels import output_layer
 from .lbfgs import CompactLBFGS
 
 BATCH = ("The layer-by-layer attack rebuilds one photo: with a batch, each row of the fully-connected layer's "
@@ -98,6 +99,15 @@ def needs_gradient_rows(layer: ConvLayer) -> bool:
     return forward < 2 * unknowns
 
 
+def label_of_one_photo(knowledge: AttackerKnowledge) -> tuple[int]:
+    """iDLG's idea, from the output layer's bias gradient p - y: only the true class's entry is negative. Exact
+    for one photo whatever the activation (iDLG's weight-row sums assume features >= 0, which tanh breaks)."""
+    layer = output_layer(knowledge.model, knowledge.num_classes)
+    if layer.bias is None:
+        return infer_labels_from_last_layer(knowledge.shared_update, knowledge.num_classes)
+    return (int(gradient_of(knowledge.model, knowledge.shared_update.gradients, layer.bias).argmin()),)
+
+
 def _activate(z: torch.Tensor, activation: str) -> torch.Tensor:
     return torch.sigmoid(z) if activation == "sigmoid" else torch.tanh(z)
 
@@ -120,7 +130,7 @@ class _Frames:
 
     def __init__(self, knowledge: AttackerKnowledge, settings: AttackSettings):
         self.knowledge, self.settings = knowledge, settings
-        self.labels = infer_labels_from_last_layer(knowledge.shared_update, knowledge.num_classes)
+        self.labels = label_of_one_photo(knowledge)
         self.label_probs = F.one_hot(torch.tensor(self.labels), knowledge.num_classes).float()
         self.evals = 0
         self.distance = float("nan")
