@@ -129,9 +129,14 @@ def layer_counts(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerCo
 def summary(rows: list[LayerCount]) -> str:
     """One line under the chart: what the table means for the layer-by-layer attack."""
     short = [r for r in rows if not r.determined]
+    leaning = [r for r in rows[:-1] if r.determined and r.forward < r.unknowns]
     head = f"The fully-connected layer hands over its input whole ({rows[-1].unknowns:,} numbers)"
     if len(rows) == 1:
         return head + ": that input is the photo itself."
+    if not short and leaning:
+        names = " and ".join(r.layer for r in leaning)
+        return (head + f"; every convolution below has enough equations by the count, but {names} only with its "
+                "weight gradient's, which can be dependent: the count is necessary, not sufficient.")
     if not short:
         return head + "; every convolution below has at least as many equations as unknowns, so each can be solved."
     r = short[-1]

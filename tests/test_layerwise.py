@@ -50,6 +50,7 @@ def test_the_count_per_layer_by_hand():
     assert [(r.unknowns, r.forward, r.gradient) for r in lenet] == [
         (3072, 3072, 900), (3072, 768, 3600), (768, 768, 3600), (768, 0, 2 * 768)]
     assert all(r.determined for r in lenet)
+    assert "conv2 only with its weight gradient's" in rank.summary(lenet)  # 768 from its output for 3072
     # ... and at 64 px conv2 is not: 12*32*32 = 12288 unknowns, 12*16*16 = 3072 + 3600 = 6672 equations.
     rows, warning = rank.outlook(AttackConfig(model="lenet", size=64))
     assert [r.layer for r in rows if not r.determined] == ["conv2"]

@@ -7,8 +7,9 @@ convolution and its input gradient instead (torch), and scipy's Krylov solvers d
   normal equations, preconditioned in Fourier space. With circular instead of zero padding, a convolution
   of stride s is, per frequency of its output grid, a small C_out x (C_in s^2) matrix acting on the input's
   s x s polyphase components (``pixel_unshuffle``), so the normal matrix inverts frequency by frequency. The
-  padding differs only at the borders, so that inverse is a near-exact preconditioner (measured on the wide
-  CNN at 128 px: XX iterations instead of XX);
+  padding differs only at the borders, so that inverse is a good preconditioner (measured on the wide CNN
+  at 128 px, three report photos: 19 + 28 iterations for its two layers and 70-73 dB, where LSQR at the same
+  tolerance took 23 + 62 and stopped at 60-62 dB; the borders keep it from being near-exact);
 - with the weight-gradient rows: LSQR, unpreconditioned.
 
 Both run in float32: the shared gradient is float32, and 60 dB needs a relative error of about 1e-3.
@@ -23,7 +24,7 @@ from scipy.sparse.linalg import LinearOperator, cg, lsqr
 
 from ..rank import ConvLayer
 
-TOLERANCE = 3e-5
+TOLERANCE = 3e-5  # relative residual: 70-73 dB on the wide CNN at 128 px; 1e-4 gave 60-64 dB, too close to 60
 MAX_ITER = 400
 SOLVE_DTYPE = torch.float32
 RIDGE = 1e-6  # added to each frequency's normal matrix, relative to its mean diagonal (a rank-deficient one)
