@@ -63,8 +63,10 @@ def _stages(photo_tensor: torch.Tensor, config: AttackConfig, label: int) -> tup
     for frame in layerwise(knowledge, settings):
         last = frame
         if frame.stage is not None and frame.stage.endswith("input") and frame.features.dim() == 3:
-            maps = frame.features.clamp(0, 1).numpy()
-            stages.append(Stage(frame.stage, tuple(maps[:SHOWN_CHANNELS]), maps.shape[0], maps.shape[1:]))
+            maps = frame.features[:SHOWN_CHANNELS].numpy()
+            low, high = maps.min(axis=(1, 2), keepdims=True), maps.max(axis=(1, 2), keepdims=True)
+            maps = (maps - low) / np.maximum(high - low, 1e-12)  # each map stretched to its own range, to be seen
+            stages.append(Stage(frame.stage, tuple(maps), frame.features.shape[0], maps.shape[1:]))
     image = last.reconstruction.clamp(0, 1)
     return stages, tensor_to_numpy(image[0]), metrics.image_metrics(image, photo_tensor).psnr
 
@@ -92,7 +94,8 @@ def layer_walk(photo: Photo, config: AttackConfig, label: int) -> None:
     for stage in stages:
         channels, (height, width) = stage.channels, stage.side
         st.markdown(f"**{stage.title}**: {channels} feature maps of {height} x {width}"
-                    + (f" (the first {len(stage.maps)} shown)" if channels > len(stage.maps) else ""))
+                    + (f" (the first {len(stage.maps)} shown" if channels > len(stage.maps) else " (")
+                    + ", each stretched to its own range)")
         tiles = [upscale(np.repeat((m * 255).round().astype(np.uint8)[..., None], 3, axis=2), TILE_PX)
                  for m in stage.maps]
         st.image(tiles, width=TILE_PX)
