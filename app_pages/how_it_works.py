@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import explain, photo, rank_view, settings
+from ui import explain, photo, rank_view, settings, threat_card
 
 st.title("How it works")
 st.markdown(
@@ -29,6 +29,10 @@ with hidden:
         "in this demo the true photo is used for one thing alone: to score the reconstruction."
     )
 st.graphviz_chart(explain.DIAGRAM, width="content")
+st.subheader("Three threat models")
+st.markdown("\n\n".join(threat_card.EXPLAINED.values()))
+st.caption("The Attack lab's *Threat model* card sets which one you attack under, and what else the attacker "
+           "knows: the labels or not, BatchNorm's batch statistics or not, a fresh or a trained victim.")
 
 st.header("Gradient matching (DLG)", divider="red")
 st.markdown("The client trains the shared model $F(\\cdot, W)$ on its photo $x$ with label $y$ and shares")
@@ -154,5 +158,10 @@ st.markdown(
     "federated learning?*, NeurIPS 2020: cosine distance and image priors, larger photos and networks. "
     "[arxiv.org/abs/2003.14053](https://arxiv.org/abs/2003.14053)\n"
     "- McMahan et al., *Communication-Efficient Learning of Deep Networks from Decentralized Data*, AISTATS "
-    "2017: federated learning (FedSGD, FedAvg). [arxiv.org/abs/1602.05629](https://arxiv.org/abs/1602.05629)"
+    "2017: federated learning (FedSGD, FedAvg). [arxiv.org/abs/1602.05629](https://arxiv.org/abs/1602.05629)\n"
+    "- Fowl, Geiping, Czaja, Goldblum & Goldstein, *Robbing the Fed: Directly Obtaining Private Data in Federated "
+    "Learning with Modified Models*, ICLR 2022: the malicious server's imprint layer. "
+    "[arxiv.org/abs/2110.13057](https://arxiv.org/abs/2110.13057)\n"
+    "- Bonawitz et al., *Practical Secure Aggregation for Privacy-Preserving Machine Learning*, CCS 2017: the "
+    "server learns only the sum of the clients' updates. [eprint.iacr.org/2017/281](https://eprint.iacr.org/2017/281)"
 )

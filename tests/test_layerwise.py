@@ -80,7 +80,7 @@ def test_an_under_determined_layer_is_fitted_through_the_layers_below():
 
 @pytest.mark.parametrize("changes, words", [
     ({"model": "resnet"}, "ResNet"), ({"model": "cnn", "activation": "relu"}, "ReLU"),
-    ({"fedavg_steps": 4}, "FedAvg")])
+    ({"fedavg_steps": 4}, "FedAvg"), ({"clients": 2}, "mixture")])
 def test_what_it_cannot_undo_is_refused_with_the_reason(changes, words):
     with pytest.raises(BadInputError, match=words):
         AttackConfig(attack="layerwise", **changes)

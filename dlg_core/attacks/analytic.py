@@ -110,7 +110,7 @@ def recover_inputs(weight_grad: torch.Tensor, bias_grad: torch.Tensor, batch: in
     return _most_distinct(pool, batch, _agreed_images(pool, batch))
 
 
-def _distance(candidate: tuple[torch.Tensor, ...], target: tuple[torch.Tensor, ...], kind: str) -> float:
+def distance_by_layer(candidate: tuple[torch.Tensor, ...], target: tuple[torch.Tensor, ...], kind: str) -> float:
     """base.gradient_distance's formulas from per-layer dot products: at 224 px the first layer alone has 38M
     weights, and concatenating the whole gradient twice took longer than all the rest of the attack."""
     dot = cand_sq = targ_sq = diff_sq = 0.0
@@ -163,4 +163,4 @@ def update_distance(knowledge: AttackerKnowledge, images: torch.Tensor, label_pr
     candidate = local_training_update(model, images.to(device=parameter.device, dtype=parameter.dtype),
                                       label_probs.to(device=parameter.device, dtype=parameter.dtype),
                                       update.local_steps, update.local_lr)
-    return _distance(candidate, update.gradients, kind)
+    return distance_by_layer(candidate, update.gradients, kind)

@@ -25,6 +25,8 @@ class AttackerKnowledge:
     shared_update: SharedUpdate
     input_shape: tuple[int, int, int, int]  # batch, channels, height, width
     num_classes: int
+    # Only under a threat model where the server knows the batch's labels (``labels_known``); None otherwise.
+    known_labels: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
