@@ -65,8 +65,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def bench_run(config: cfg.AttackConfig, image: torch.Tensor, label: int):
-    run = AttackRun(config, image, [label])
+def bench_run(config: cfg.AttackConfig, images: torch.Tensor, labels: list[int]):
+    """One run (a photo, or a batch of them), stopped once it reaches 30 dB; its result."""
+    run = AttackRun(config, images, labels)
     for snap in run:
         if snap.psnr >= SUCCESS_PSNR:
             run.stop()
@@ -163,7 +164,7 @@ def benchmark(images: list[str], seeds: list[int], large_seeds: list[int], sizes
             budget = max_seconds["textbook" if key == "textbook" and size > 32 else "run"]
             config = base.replace(size=size, seed=seed, threads=threads, steps=steps or base.steps,
                                   max_seconds=budget)
-            result = bench_run(config, image, label)
+            result = bench_run(config, image, [label])
             tally = tallies[(size, key)]
             tally.runs += 1
             tally.seconds += result.seconds

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import bench, experiment, limits, photo_sets
+from . import bench, experiment, grid_ray, limits, photo_sets, scaling
 from . import config as cfg
 from .config import AttackConfig
 from .errors import BadInputError
@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.add_parser(commands)
     experiment.add_parser(commands)
+    grid_ray.add_arguments(commands.choices["experiment"])
+    scaling.add_parser(commands)
     photos = commands.add_parser("photos", help="write a photo set (tune: to tune on; report: to report on) as PNGs")
     photos.add_argument("--set", dest="photo_set", choices=tuple(photo_sets.SETS), default="report")
     photos.add_argument("--out", type=Path, required=True, help="the folder to write (made if missing)")
@@ -192,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             return bench.command_bench(args)
         if args.command == "experiment":
-            return experiment.command_experiment(args)
+            return experiment.command_experiment(args, run=grid_ray.runner(args) or experiment.run_grid)
+        if args.command == "scaling":
+            return scaling.command_scaling(args)
         if args.command == "photos":
             written = photo_sets.write_set(args.photo_set, args.out, args.side)
             print(f"wrote {len(written)} photos and SOURCES.md to {args.out}")

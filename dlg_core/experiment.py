@@ -261,9 +261,9 @@ def _cell(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, (list, tuple, dict)) else value
 
 
-def run_job(job: Job, stop_event: threading.Event | None = None) -> dict[str, Any]:
+def run_job(job: Job, stop_event: threading.Event | None = None, images: torch.Tensor | None = None) -> dict[str, Any]:
     """Run one job; the row it gives. Never raises for a failed run: a crash is status "error" with its message,
-    an impossible combination status "skipped"."""
+    an impossible combination status "skipped". ``images``: the job's photos, when the caller has them already."""
     from .run import AttackRun  # the attack stack imports in a moment; keep `import experiment` light
 
     row: dict[str, Any] = job.identity()
@@ -273,7 +273,7 @@ def run_job(job: Job, stop_event: threading.Event | None = None) -> dict[str, An
         return row | {"status": "skipped", "message": str(err)}
     started = time.perf_counter()
     try:
-        images = torch.cat([load_photo(name, job.size) for name in job.images])
+        images = torch.cat([load_photo(name, job.size) for name in job.images]) if images is None else images
         # The run gets its own stop event: reaching the threshold must not set the caller's, which may stop a
         # whole grid (the app's Stop button).
         run = AttackRun(config, images, job.labels, stop_event=threading.Event())
@@ -354,27 +354,36 @@ def run_grid(jobs: Sequence[Job], out: str | Path | None, progress: bool = True,
 
     from .run import warm_up
 
-    done = {row["key"]: row for row in read_rows(out)} if out else {}
-    todo = [job for job in jobs if job.key not in done]
-    if progress:
-        budget = sum(job.max_seconds for job in todo)
-        print(f"{len(jobs)} runs, {len(jobs) - len(todo)} already in {out}; {len(todo)} to go, at most "
-              f"{_duration(budget)} by their time budgets (the bar's estimate is better after a few)",
-              file=sys.stderr)
+    done, todo = jobs_to_run(jobs, out, progress)
     warm_up()
     fresh: dict[str, dict[str, Any]] = {}
     with tqdm(total=len(todo), disable=not progress, unit="run", file=sys.stderr) as bar:
         for job in todo:
-            row = run_job(job)
-            fresh[job.key] = row
-            if out:
-                append_row(out, row)
-            if on_row:
-                on_row(row)
-            psnr = _number(row.get("final_psnr"))
-            bar.set_postfix_str(f"{row['status']} {'-' if psnr is None else f'{psnr:.1f} dB'}", refresh=False)
-            bar.update(1)
+            fresh[job.key] = record_row(run_job(job), out, on_row, bar)
     return [fresh.get(job.key) or done[job.key] for job in jobs]
+
+
+def jobs_to_run(jobs: Sequence[Job], out: str | Path | None, progress: bool) -> tuple[dict[str, dict], list[Job]]:
+    """The rows already in ``out`` by key, and the jobs still to run (said on stderr with ``progress``)."""
+    done = {row["key"]: row for row in read_rows(out)} if out else {}
+    todo = [job for job in jobs if job.key not in done]
+    if progress:
+        print(f"{len(jobs)} runs, {len(jobs) - len(todo)} already in {out}; {len(todo)} to go, at most "
+              f"{_duration(sum(job.max_seconds for job in todo))} by their time budgets (the bar's estimate is "
+              "better after a few)", file=sys.stderr)
+    return done, todo
+
+
+def record_row(row: dict[str, Any], out: str | Path | None, on_row: Callable | None, bar) -> dict[str, Any]:
+    """A finished run's row appended to ``out``, handed to ``on_row`` and counted on the progress bar."""
+    if out:
+        append_row(out, row)
+    if on_row:
+        on_row(row)
+    psnr = _number(row.get("final_psnr"))
+    bar.set_postfix_str(f"{row['status']} {'-' if psnr is None else f'{psnr:.1f} dB'}", refresh=False)
+    bar.update(1)
+    return row
 
 
 def _duration(seconds: float) -> str:
@@ -611,12 +620,13 @@ def grid_from_args(args) -> tuple[Grid, tuple[str, ...]]:
     return grid, by
 
 
-def command_experiment(args) -> int:
+def command_experiment(args, run: Callable = run_grid) -> int:
+    """``run``: the runner, ``run_grid`` in this process or ``grid_ray.run_grid_ray`` on Ray's workers."""
     grid, by = grid_from_args(args)
     jobs = grid.jobs()  # BadInputError (exit 2) for a bad photo, setting, defence or batch before anything runs
     if args.out.exists() and not args.out.is_file():
         raise BadInputError(f"{args.out} is not a file.")
-    rows = run_grid(jobs, args.out, progress=not args.quiet)
+    rows = run(jobs, args.out, progress=not args.quiet)
     print(format_summary(summarise(rows, by), by))
     errors = sum(row.get("status") == "error" for row in rows)
     print(f"{len(rows)} runs in {args.out}" + (f", {errors} crashed (see their 'message')" if errors else "")

@@ -51,6 +51,11 @@ def cap_threads(threads: int) -> None:
     torch.set_num_threads(_thread_cap)
 
 
+def use_threads(threads: int) -> None:
+    """A run's torch threads, within the process's cap (the float sums of a convolution's backward depend on them)."""
+    torch.set_num_threads(threads if _thread_cap is None else min(threads, _thread_cap))
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """The attack's state at one step, with metrics against the truth (which the attacker never saw)."""
@@ -227,6 +232,7 @@ class AttackRun:
         self.images = images.detach().to(self.device)
         self.labels = labels
         self.stop_event = stop_event or threading.Event()
+        use_threads(config.threads)  # the client's update too: with other threads its last bits, and the run, differ
         self.victim = victim or prepare_victim(config, self.images, labels, self.device)
         self.result: RunResult | None = None
 
@@ -275,7 +281,7 @@ class AttackRun:
 
     def __iter__(self) -> Iterator[Snapshot]:
         c = self.config
-        torch.set_num_threads(c.threads if _thread_cap is None else min(c.threads, _thread_cap))
+        use_threads(c.threads)
         torch.manual_seed(c.seed)
         attack = ATTACKS[c.attack]
         started = time.perf_counter()
