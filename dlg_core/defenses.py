@@ -33,7 +33,6 @@ seed alone: a server that knows the seed must still not be able to draw the clie
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 import warnings
@@ -303,20 +302,6 @@ def soteria(gradients: tuple[torch.Tensor, ...], client: ClientBatch, fraction: 
 
 # ------------------------------------------------------------------------------------------------ MixUp
 
-@functools.lru_cache(maxsize=8)
-def _pool(size: int) -> tuple[torch.Tensor, tuple[int, ...]]:
-    from .images import SAMPLES, load_sample  # lazily: decoding the photos is only needed by MixUp
-
-    return torch.cat([load_sample(s.name, size) for s in SAMPLES]), tuple(s.label for s in SAMPLES)
-
-
-def public_pool(size: int, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The photos a MixUp client mixes its own with: the bundled samples (public: every server has them too),
-    with their cat/dog labels as probability vectors over ``classes``."""
-    images, labels = _pool(size)
-    return images.clone(), F.one_hot(torch.tensor(labels), classes).float()
-
-
 def mix_inputs(images: torch.Tensor, label_probs: torch.Tensor, pool: tuple[torch.Tensor, torch.Tensor],
                share: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Each photo becomes (1 - share) x itself + share x a pool photo drawn at random (never itself); the
@@ -348,15 +333,16 @@ def client_update(model: nn.Module, images: torch.Tensor, label_probs: torch.Ten
     """The update a defended client shares: MixUp first mixes its inputs, then it computes its update (FedSGD,
     or FedAvg's mean gradient over ``local_steps``), then every other defence in turn changes the update.
 
+    ``pool``: the public photos MixUp mixes with, and their label probabilities (``images.public_pool``).
     ``true_update``, the undefended update on the unmixed photos, saves computing it again when no defence
     acts on the input. Noise and partners come from one generator seeded by ``seed`` (see ``client_seed``).
     """
     generator = torch.Generator().manual_seed(int(seed))
     mixes = [d for d in defenses if d.on_input]
     for defense in mixes:
-        classes = label_probs.shape[-1]
-        images, label_probs = mix_inputs(images, label_probs, pool or public_pool(images.shape[-1], classes),
-                                         defense.params[0], generator)
+        if pool is None:
+            raise BadInputError("MixUp needs a public pool of photos to mix with (images.public_pool).")
+        images, label_probs = mix_inputs(images, label_probs, pool, defense.params[0], generator)
     if true_update is None or mixes:
         gradients = local_training_update(model, images, label_probs, local_steps, local_lr)
         true_update = SharedUpdate(tuple(g.detach() for g in gradients), local_steps=local_steps,

@@ -9,6 +9,7 @@ gradient distance alone (a small distance can still be a wrong picture).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import threading
@@ -20,11 +21,12 @@ from typing import Any
 import torch
 
 from . import limits, metrics
-from .attacks import ATTACKS, AttackerKnowledge, AttackSettings, Progress
-from .client import ClientReport, compute_fedavg_update, compute_shared_update
+from .attacks import ATTACKS, SERVER_MODELS, AttackerKnowledge, AttackSettings, Progress
+from .client import ClientReport, client_photos, federated_round
 from .config import AttackConfig
 from .defenses import client_seed, client_update, parse_defenses
 from .errors import BadInputError
+from .images import public_pool
 from .matching import matched_metrics
 from .models import build_model
 from .training import train_victim
@@ -48,6 +50,11 @@ def cap_threads(threads: int) -> None:
     global _thread_cap
     _thread_cap = max(1, int(threads))
     torch.set_num_threads(_thread_cap)
+
+
+def use_threads(threads: int) -> None:
+    """A run's torch threads, within the process's cap (the float sums of a convolution's backward depend on them)."""
+    torch.set_num_threads(threads if _thread_cap is None else min(threads, _thread_cap))
 
 
 @dataclass(frozen=True)
@@ -120,8 +127,10 @@ class RunResult:
             "gradient_norm": self.gradient_norm,
             "restarts": self.restarts,
             "config": c.to_dict(),
-            "per_image": [dataclasses.asdict(score) for score in f.per_image] if f and f.per_image else None,
+            "per_image": [{name: _finite_or_none(value) for name, value in dataclasses.asdict(score).items()}
+                          for score in f.per_image] if f and f.per_image else None,  # an exact copy: psnr null
             "defenses": [d.spec for d in parse_defenses(c.defenses)],  # applied in this order before sharing
+            "clients": c.clients,  # whose updates the server saw only as their aggregate
         }
 
 
@@ -172,26 +181,36 @@ def prepare_victim(config: AttackConfig, images: torch.Tensor, labels: tuple[int
     images, target = images.to(device), torch.tensor(labels, device=device)
     # A trained victim is confident on these photos by design: say so (the warning) rather than re-train.
     tries = MAX_VICTIM_REDRAWS if config.redraw_weak_victim and not config.trained_steps else 1
+    specs = parse_defenses(config.defenses)
+
+    held_by = client_photos(images.shape[0], config.clients)
+    pool = public_pool(config.size, config.classes) if any(d.on_input for d in specs) else None
+
+    def defend(update, client: int):  # each client defends its own update (the weak check ignores defences)
+        # The client's randomness comes from its photos too, never from the seed alone, which the attacker knows;
+        # MixUp recomputes the update from the mixed photos, Soteria needs them (``defenses.client_update``).
+        held = held_by[client]
+        label_probs = torch.nn.functional.one_hot(target[held], config.classes).to(images.dtype)
+        return client_update(model, images[held], label_probs, specs, client_seed(images[held], config.seed + client),
+                             config.fedavg_steps, config.fedavg_lr, pool=pool, true_update=update)
+
     for attempt in range(tries):
         seed = config.seed + attempt * 1_000_003  # far from the seeds a user steps through by hand
         model = build_model(config.model, config.size, config.classes, seed, config.activation)
         if config.trained_steps:
             model = train_victim(model, config.trained_steps, seed, config.size)
         model = model.to(device)
-        if config.fedavg_steps > 1:
-            report = compute_fedavg_update(model, images, target, config.fedavg_steps, config.fedavg_lr)
-        else:
-            report = compute_shared_update(model, images, target)
+        if config.attack in SERVER_MODELS:  # a malicious server sends its own model instead
+            model = SERVER_MODELS[config.attack](model, tuple(images.shape), seed)
+        sent = model
+        if config.batchnorm_train:  # the client normalises by its batch's statistics and updates its running
+            sent = copy.deepcopy(model).train()  # ones; the server keeps the model as it sent it, in the same mode
+            model.train()
+        report = federated_round(model, images, target, config.clients, config.fedavg_steps, config.fedavg_lr,
+                                 defend if specs else None)
         if not report.weak:
             break
-    if config.defenses:  # after the weak check, which judges the victim's own signal, not the defence's noise
-        # The client's randomness comes from its photo too, never from the seed alone, which the attacker knows.
-        label_probs = torch.nn.functional.one_hot(target, config.classes).to(images.dtype)
-        defended = client_update(model, images, label_probs, parse_defenses(config.defenses),
-                                 client_seed(images, config.seed), config.fedavg_steps, config.fedavg_lr,
-                                 true_update=report.update)
-        report = dataclasses.replace(report, update=defended, undefended=report.update)
-    return Victim(model, report, seed)
+    return Victim(sent, report, seed)
 
 
 class AttackRun:
@@ -209,8 +228,12 @@ class AttackRun:
             raise BadInputError(f"Expected images of shape Bx3x{config.size}x{config.size}, got {tuple(images.shape)}.")
         if len(labels) != images.shape[0]:
             raise BadInputError("Give exactly one label per image.")
-        if images.shape[0] > limits.MAX_BATCH:
-            raise BadInputError(f"A run attacks at most {limits.MAX_BATCH} photos at once, not {images.shape[0]}.")
+        problem = limits.batch_problem(config.attack, images.shape[0])
+        if problem:
+            raise BadInputError(problem)
+        if config.clients > images.shape[0]:
+            raise BadInputError(f"{config.clients} clients need at least {config.clients} photos, one each; "
+                                f"the run has {images.shape[0]}.")
         if any(not (0 <= x < config.classes) for x in labels):
             raise BadInputError(f"Labels must be between 0 and {config.classes - 1} for {config.classes} classes.")
         self.config = config
@@ -218,6 +241,7 @@ class AttackRun:
         self.images = images.detach().to(self.device)
         self.labels = labels
         self.stop_event = stop_event or threading.Event()
+        use_threads(config.threads)  # the client's update too: with other threads its last bits, and the run, differ
         self.victim = victim or prepare_victim(config, self.images, labels, self.device)
         self.result: RunResult | None = None
 
@@ -232,6 +256,8 @@ class AttackRun:
             input_shape=tuple(self.images.shape),
             num_classes=self.config.classes,
             defenses=self.config.defenses,  # the protocol's prescribed defence, which a server knows; not its noise
+            public_photos=public_pool(self.config.size, 2)[0] if "mixup" in self.config.defenses else None,
+            known_labels=self.labels if self.config.labels_known else None,
         )
 
     def _settings(self, steps: int, lr: float, start: Progress | None) -> AttackSettings:
@@ -267,7 +293,7 @@ class AttackRun:
 
     def __iter__(self) -> Iterator[Snapshot]:
         c = self.config
-        torch.set_num_threads(c.threads if _thread_cap is None else min(c.threads, _thread_cap))
+        use_threads(c.threads)
         torch.manual_seed(c.seed)
         attack = ATTACKS[c.attack]
         started = time.perf_counter()

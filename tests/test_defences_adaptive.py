@@ -22,13 +22,12 @@ from dlg_core.defenses import (
     parse_defense,
     parse_defenses,
     parse_strengths,
-    public_pool,
     soteria_layer,
     soteria_scores,
 )
 from dlg_core.errors import BadInputError
 from dlg_core.experiment import Grid, Job, run_job
-from dlg_core.images import load_sample, to_tensor
+from dlg_core.images import load_sample, public_pool, to_tensor
 from dlg_core.models import build_model
 from dlg_core.run import AttackRun, prepare_victim
 from dlg_core.utility import UtilitySetting, utility
@@ -66,7 +65,7 @@ def test_mixup_acts_on_the_input_the_update_is_computed_from():
     model = build_model("lenet", 16, 2, seed=0)
     image = load_sample("cat_chelsea", 16)
     probs = torch.tensor([[1.0, 0.0]])
-    shared = client_update(model, image, probs, parse_defenses("mixup:0.5"), seed=3)
+    shared = client_update(model, image, probs, parse_defenses("mixup:0.5"), seed=3, pool=public_pool(16, 2))
     generator = torch.Generator().manual_seed(3)
     mixed, mixed_probs = mix_inputs(image, probs, public_pool(16, 2), 0.5, generator)
     expected = client_update(model, mixed, mixed_probs, (), seed=0)
@@ -97,6 +96,9 @@ def test_soteria_prunes_the_first_linear_layers_columns_with_the_lowest_scores()
 def test_soteria_needs_a_linear_layer_and_the_client():
     with pytest.raises(BadInputError, match="fully-connected"):
         soteria_layer(torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3)))
+    with pytest.raises(BadInputError, match="public pool"):
+        client_update(build_model("lenet", 16, 2), load_sample("cat_chelsea", 16), torch.tensor([[1.0, 0.0]]),
+                      parse_defenses("mixup:0.5"), seed=0)
     with pytest.raises(BadInputError, match="on the client"):
         apply_defenses(random_update(), parse_defenses("soteria:0.5"), 0)
     model = build_model("lenet", 16, 2)
@@ -127,7 +129,9 @@ def test_the_attacker_gets_the_spec_but_cannot_draw_the_clients_noise_again():
     config = AttackConfig(size=16, defenses="gaussian:0.01", adaptive=True)
     victim = prepare_victim(config, image, (0,))
     knowledge = AttackRun(config, image, (0,), victim=victim).knowledge()
-    assert knowledge.defenses == "gaussian:0.01"
+    assert knowledge.defenses == "gaussian:0.01" and knowledge.public_photos is None
+    mixing = AttackRun(config.replace(defenses="mixup:0.25"), image, (0,)).knowledge()
+    assert mixing.public_photos is not None and mixing.public_photos.shape[1:] == image.shape[1:]  # the public pool
     assert not any(v is victim.report.undefended for v in vars(knowledge).values())
     shared = torch.cat([g.flatten() for g in knowledge.shared_update.gradients])
     # Noise drawn from the seed the attacker knows (the old way) is not the client's noise.
@@ -157,7 +161,7 @@ def test_unmix_recovers_the_private_part_of_a_mix_with_a_pool_photo():
     photo = load_sample("cat_chelsea", 16)
     others = pool[1:]  # the pool photos that are not the private one
     mixed = 0.6 * photo + 0.4 * others[2:3]
-    assert torch.allclose(unmix(mixed, 0.4), photo, atol=1e-5)
+    assert torch.allclose(unmix(mixed, 0.4, pool), photo, atol=1e-5)
 
 
 def _final_psnr(config, image):

@@ -15,7 +15,8 @@ its MixUp partner, which come from the client's own randomness) and changes what
   the shared update, as a maximum-a-posteriori estimate would; DP-SGD's clipping is applied to its
   candidate's gradient as the client applies it to its own;
 - MixUp: it rebuilds the mixed photo (learning the mixed label, as DLG does), then unmixes it: the other
-  photo comes from the public pool, which the server holds too, so it tries each pool photo p and keeps
+  photo comes from the public pool, which the server holds too (``AttackerKnowledge.public_photos``, given
+  only when the protocol prescribes MixUp), so it tries each pool photo p and keeps
   (mix - SHARE x p) / (1 - SHARE) that looks most like a photo (fewest pixels out of [0, 1], least total
   variation);
 - fp16 and int8 round each entry by less than the gradients' own differences: it matches as the naive one.
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..defenses import parse_defenses, public_pool
+from ..defenses import parse_defenses
 from .base import AttackerKnowledge, AttackSettings, Progress
 
 # Weight of the total-variation prior per unit of the noise's share of the shared update's power: 0.3 gave
@@ -120,12 +121,11 @@ def _wiener_gain(shared: torch.Tensor, noise_std: float) -> float:
     return math.sqrt(snr / (1 + snr))  # applied to both sides: the squared distance gets snr / (1 + snr)
 
 
-def unmix(images: torch.Tensor, share: float) -> torch.Tensor:
+def unmix(images: torch.Tensor, share: float, pool: torch.Tensor) -> torch.Tensor:
     """Each mixed photo's private part: (mix - share x p) / (1 - share) for the pool photo p that makes it look
     most like a photo (least mass outside [0, 1], then least total variation); or, when one of those is a pool
     photo itself (a private photo that is public too), that pool photo, which would otherwise lose to the
     smoother blends the wrong partners leave."""
-    pool, _ = public_pool(images.shape[-1], 2)
     pool = pool.to(images)
     out = []
     for mixed in images:
@@ -169,8 +169,10 @@ def unmixing(attack: Attack) -> Attack:
     def adapted(knowledge: AttackerKnowledge, settings: AttackSettings) -> Iterator[Progress]:
         adapt = adaptation(knowledge, settings)
         progress = attack(knowledge, settings)
-        if adapt is None or not adapt.mix_share:
+        pool = knowledge.public_photos
+        if adapt is None or not adapt.mix_share or pool is None:
             return progress
-        return (dataclasses.replace(p, reconstruction=unmix(p.reconstruction, adapt.mix_share)) for p in progress)
+        return (dataclasses.replace(p, reconstruction=unmix(p.reconstruction, adapt.mix_share, pool))
+                for p in progress)
 
     return adapted

@@ -19,7 +19,9 @@ def idlg(knowledge: AttackerKnowledge, settings: AttackSettings) -> Iterator[Pro
     if adapt is not None and adapt.learns_label:  # a mixed photo's label is mixed too: learn it, as DLG does
         return match_gradients(knowledge, label_start(knowledge, settings), known_labels=None)
     batch = knowledge.input_shape[0]
-    if batch == 1:
+    if knowledge.known_labels is not None:
+        labels = knowledge.known_labels
+    elif batch == 1:
         labels = infer_labels_from_last_layer(knowledge.shared_update, knowledge.num_classes)
     else:
         labels = infer_batch_labels(knowledge)

@@ -52,7 +52,7 @@ def ig(knowledge: AttackerKnowledge, settings: AttackSettings) -> Iterator[Progr
     generator = torch.Generator().manual_seed(settings.seed)
     adapt = adaptation(knowledge, settings)
 
-    label_guess = infer_batch_labels(knowledge)
+    label_guess = knowledge.known_labels or infer_batch_labels(knowledge)
     label_probs = F.one_hot(torch.tensor(label_guess, device=device), knowledge.num_classes).to(dtype)
     restarts = max(1, settings.restarts)
     evals = step = 0
