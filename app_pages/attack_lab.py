@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import attack_view, batch, host, link, photo, settings, threat_card
+from ui import attack_view, batch, host, link, photo, rank_view, settings, threat_card
 
 autorun = link.apply_shared_link()
 attack_view.settle_interrupted_run()
@@ -19,6 +19,8 @@ chosen = photo.photo_section()
 st.header("2 · The setting", divider="red")
 config = settings.settings_panel()
 threat_card.threat_card()
+if config is not None and config.attack == "layerwise":
+    rank_view.layer_chart(config)
 
 st.header("3 · The attack", divider="red")
 start = attack_view.run_controls(ready=chosen is not None and config is not None, autorun=autorun)

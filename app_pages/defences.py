@@ -8,9 +8,11 @@ defences_view.settle_interrupted_comparison()
 
 st.title("Defences")
 st.markdown(
-    "A client can blur its update before sharing it: add noise, clip it, drop its small entries, or round it. "
-    "Each strength below gets its own run of the same attack on the same photo, beside the undefended update. "
-    "Where does the leak stop, and how much learning does that cost?"
+    "A client can blur its update before sharing it: add noise, clip it, drop its small entries, round it or "
+    "keep only its signs, mix its photo with another, or prune what Soteria finds most revealing. Each strength "
+    "below gets its own run of the same attack on the same photo, beside the undefended update, and a second "
+    "run by an attacker who knows the defence. Where does the leak stop, for whom, and how much learning does "
+    "that cost?"
 )
 
 chosen = photo.photo_section(defences_view.current_size())

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import explain, photo, settings, threat_card
+from ui import explain, photo, rank_view, settings, threat_card
 
 st.title("How it works")
 st.markdown(
@@ -102,6 +102,30 @@ st.markdown(
     "describes. The *Compare attacks* page runs several attacks on one shared update to show all this side "
     "by side."
 )
+
+st.header("Layer by layer: the seed paper's path", divider="red")
+st.markdown(
+    "The seed paper describes its attack as one that *gradually extends from the fully-connected layer to the "
+    "convolution layer*; Zhu & Blaschko's **R-GAP** (ICLR 2021) works the same path out in closed form. The "
+    "fully-connected layer's input $h$ comes first and whole, as above: $h = (\\partial \\ell / \\partial W_i) / "
+    "(\\partial \\ell / \\partial b_i)$. For the convolution $k$ below it, whose output $h_k$ is now known:"
+)
+st.latex(r"z_k = \sigma^{-1}(h_k), \qquad \delta_k = \frac{\partial \ell}{\partial h_k} \odot h_k (1 - h_k)")
+st.latex(r"\mathrm{conv}_k(x) = z_k - b_k, \qquad "
+         r"\sum_{p} \delta_{k,p}\, x_{\mathrm{patch}(p)}^{\top} = \frac{\partial \ell}{\partial W_k}")
+st.markdown(
+    "Undoing the sigmoid gives the layer's pre-activation $z_k$, and with it two sets of equations that are "
+    "*linear* in the layer's input $x$: one per number of the output (forward) and one per weight (the weight "
+    "gradient, with $\\delta_k$ known from the layers above). Where they are at least as many as $x$ has "
+    "numbers, least squares gives $x$, which is the output of the layer below, and the walk goes on down to the "
+    "photo. Where they are fewer, the layer cannot be undone alone, and the photo is fitted to what the layers "
+    "above gave away instead. ReLUs end the walk (the negative pre-activations are gone), and so do a ResNet's "
+    "BatchNorm and skip connections. The count for the chosen victim and size:"
+)
+rank_view.layer_chart(settings.current_config())
+st.markdown("And the walk itself, for the photo and setting chosen on the Attack lab (one photo; with a batch "
+            "each row of the fully-connected gradient gives a mixture of the photos' features):")
+rank_view.layer_walk(photo.current_or_first_photo(), settings.current_config(), settings.current_label())
 
 st.header("What the numbers mean", divider="red")
 st.markdown(

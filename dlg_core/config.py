@@ -18,7 +18,7 @@ from typing import Any
 from . import limits
 from .errors import BadInputError
 
-ATTACK_NAMES = ("dlg", "idlg", "ig", "analytic", "imprint")
+ATTACK_NAMES = ("dlg", "idlg", "ig", "analytic", "imprint", "layerwise")
 MODEL_NAMES = ("lenet", "cnn", "wide_cnn", "mlp", "resnet")
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 DISTANCE_NAMES = ("l2", "nl2", "cosine")
@@ -77,6 +77,8 @@ class AttackConfig:
     # which the attacker never sees (only the model as it sent it)?
     labels_known: bool = False
     batchnorm_train: bool = False
+    # The attacker knows the defence the protocol prescribes (``defenses``) and adapts to it (attacks/adaptive.py).
+    adaptive: bool = False
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -238,6 +240,24 @@ def _validate(c: AttackConfig) -> None:
     if c.attack == "analytic" and c.model != "mlp":
         raise BadInputError("The closed-form attack needs a victim whose first layer is fully connected: "
                             "choose the mlp model.")
+    if c.attack == "layerwise":
+        _check_layerwise(c)
+
+
+def _check_layerwise(c: AttackConfig) -> None:
+    """What the layer-by-layer attack cannot undo (the reasons: attacks/layerwise.py's docstring)."""
+    if c.model == "resnet":
+        raise BadInputError("The layer-by-layer attack does not apply to the ResNet: its ReLUs lose every negative "
+                            "pre-activation and its BatchNorm and skip connections mix layers; use ig there.")
+    if c.activation == "relu" and c.model != "mlp":
+        raise BadInputError("The layer-by-layer attack needs activations it can undo (sigmoid or tanh): a ReLU "
+                            "loses every negative pre-activation.")
+    if c.fedavg_steps > 1:
+        raise BadInputError("The layer-by-layer attack reads one gradient (FedSGD): FedAvg's local steps add "
+                            "gradients taken at different weights.")
+    if c.clients > 1:
+        raise BadInputError("The layer-by-layer attack rebuilds one photo: an aggregate of several clients' updates "
+                            "gives the fully-connected layer a mixture of their photos' features.")
 
 
 # The DLG and iDLG papers' settings (benchmark baseline): N(0,1) start, L-BFGS lr 1 with PyTorch's defaults.

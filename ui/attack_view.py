@@ -211,6 +211,7 @@ LABEL_SOURCE = {
     "ig": "read off the last layer's gradient before the first step, as Inverting Gradients does",
     "analytic": "read off the last layer's gradient; the photo itself is solved in closed form, in one step",
     "imprint": "matched to the gradient each photo's imprint bin received (the photo itself is read off exactly)",
+    "layerwise": "read off the last layer's gradient (iDLG); the photo is then solved layer by layer",
 }
 
 

@@ -27,7 +27,7 @@ from . import attack_view, batch, charts
 from .history import Frame, RunHistory
 from .photo import KEY_SOURCE, Photo
 from .pictures import ERROR_VMAX, error_map
-from .settings import ANALYTIC_NOTE, ATTACK_LABELS, TRAINED_NOTE, class_name
+from .settings import ANALYTIC_NOTE, ATTACK_LABELS, LAYERWISE_NOTE, TRAINED_NOTE, class_name
 
 KEY_COMPARISON = "comparison"
 KEY_COUNT = "comparison_count"
@@ -40,14 +40,14 @@ DEFAULT_ATTACKS = ("dlg", "idlg", "ig")
 DEFAULT_STEPS = 300
 MAX_ATTACKS = 4
 SHORT_NAMES = {"dlg": "DLG", "idlg": "iDLG", "ig": "Inverting Gradients", "analytic": "Closed form",
-               "imprint": "Malicious server"}
+               "imprint": "Malicious server", "layerwise": "Layer by layer"}
 BADGES = {"dlg": "blue", "idlg": "red", "ig": "orange", "analytic": "green",
-          "imprint": "violet"}  # the chart's colours, roughly
+          "imprint": "violet", "layerwise": "gray"}  # the chart's colours, roughly
 X_CHOICES = ("seconds", "evals", "step")
 X_TITLES = {"seconds": "seconds", "evals": "gradient evaluations", "step": "attack step"}
 # One colour per attack, the same in the chart and (roughly, Streamlit's named colours) in the headings.
 ATTACK_COLOURS = {"dlg": "#7aa2ff", "idlg": charts.ACCENT, "ig": "#f7b267", "analytic": charts.GOOD,
-                  "imprint": "#c792ea"}
+                  "imprint": "#c792ea", "layerwise": "#5fd7d7"}
 
 ORDER_NOTE = ("The attacks run one after another on the same shared update, each on one CPU core: every "
               "attack's seconds, evaluations and result are its own, the same as a run of it alone.")
@@ -138,6 +138,8 @@ def attack_choice(model: str) -> tuple[list[str], int]:
         if model != "mlp":
             st.caption(":material/info: On this victim the closed form does not apply and will be skipped, "
                        "with a note: pick the MLP victim to see it.")
+    if "layerwise" in attacks:
+        st.caption(LAYERWISE_NOTE)
     return list(attacks), int(steps)
 
 

@@ -34,7 +34,8 @@ MODEL_LABELS = {"wide_cnn": "Wide CNN (the default)", "lenet": "LeNet (DLG's vic
                 "mlp": "MLP (fully connected)", "resnet": "ResNet (small, deeper)"}
 ATTACK_LABELS = {"dlg": "DLG (Zhu et al. 2019)", "idlg": "iDLG (Zhao et al. 2020)",
                  "ig": "Inverting Gradients (Geiping et al. 2020)", "analytic": "Closed form (MLP victims only)",
-                 "imprint": "Malicious server: imprint (Fowl et al. 2022)"}
+                 "imprint": "Malicious server: imprint (Fowl et al. 2022)",
+                 "layerwise": "Layer by layer (R-GAP; the seed paper's method)"}
 DISTANCE_LABELS = {"l2": "L2, squared (the papers')", "nl2": "L2, normalised", "cosine": "Cosine (Geiping et al.)"}
 INIT_LABELS = {"grey": "mid-grey", "normal": "random normal (DLG's)", "uniform": "random uniform"}
 ACTIVATION_LABELS = {"sigmoid": "sigmoid (smooth: DLG's)", "tanh": "tanh", "relu": "ReLU (what people train)"}
@@ -47,6 +48,13 @@ ANALYTIC_NOTE = (
     "so each row is the photos added up with different weights, and dividing gives a weighted average of "
     "them. Only a unit that a single photo switches on gives that photo clean (the command line attacks "
     "batches: `--image`, repeated).")
+# Shown wherever the layer-by-layer attack can be chosen (the reasons: dlg_core/attacks/layerwise.py's docstring).
+LAYERWISE_NOTE = (
+    "**Layer by layer** reads the fully-connected layer's input straight off its gradient, then undoes each "
+    "convolution below by least squares (its output and its own weight gradient give linear equations on its "
+    "input), down to the photo: no gradient matching where every layer has enough equations. It needs "
+    "activations it can undo (sigmoid, tanh: not ReLU), no ResNet, and one photo (with a batch, each row gives a "
+    "mixture of the photos' features). *How it works* shows each layer's recovered features for your photo.")
 # Shown wherever a trained victim can be chosen (dlg_core/training.py measures it; client.py flags weak updates).
 TRAINED_NOTE = ("**A trained victim leaks differently.** It is confident on photos like the ones it learnt from, "
                 "and every gradient starts from (p - y) at the output: near p = 100% they all shrink, so the "
@@ -179,6 +187,8 @@ def _main_settings(choose_attack: bool = True) -> None:
                                  "(it stops early when it has converged).")
     if choose_attack and st.session_state[k["attack"]] == "analytic":
         st.caption(ANALYTIC_NOTE)
+    if choose_attack and st.session_state[k["attack"]] == "layerwise":
+        st.caption(LAYERWISE_NOTE)
 
 
 def _victim_settings() -> None:

@@ -150,13 +150,17 @@ def _closed_form(knowledge: AttackerKnowledge, settings: AttackSettings, layer: 
 
     labels = infer_batch_labels(knowledge)
     label_probs = F.one_hot(torch.tensor(labels), knowledge.num_classes).float()
-    # One gradient evaluation (replaying FedAvg's local steps if any), to report how well the reconstruction
-    # explains the shared update.
-    update = knowledge.shared_update
+    distance = update_distance(knowledge, images, label_probs, settings.distance)
+    yield Progress(step=1, evals=1, reconstruction=images.detach().to("cpu", torch.float32, copy=True),
+                   label_guess=labels, label_probs=label_probs, gradient_distance=distance)
+
+
+def update_distance(knowledge: AttackerKnowledge, images: torch.Tensor, label_probs: torch.Tensor,
+                    kind: str) -> float:
+    """One gradient evaluation (replaying FedAvg's local steps if any): how well these images explain the update."""
+    model, update = knowledge.model, knowledge.shared_update
     parameter = next(model.parameters())
     candidate = local_training_update(model, images.to(device=parameter.device, dtype=parameter.dtype),
                                       label_probs.to(device=parameter.device, dtype=parameter.dtype),
                                       update.local_steps, update.local_lr)
-    distance = distance_by_layer(candidate, gradients, settings.distance)
-    yield Progress(step=1, evals=1, reconstruction=images.detach().to("cpu", torch.float32, copy=True),
-                   label_guess=labels, label_probs=label_probs, gradient_distance=distance)
+    return distance_by_layer(candidate, update.gradients, kind)
