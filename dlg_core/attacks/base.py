@@ -47,6 +47,18 @@ class AttackSettings:
     tv_weight: float = 1e-2  # weight of the total-variation prior against the cosine distance (0 to 2)
     restarts: int = 1  # independent starts; `steps` is shared among them and the best is kept
     lr_decay: bool = True  # step-wise: the learning rate is divided by 10 at 3/8, 5/8 and 7/8 of a restart
+    # Keep a copy of each point inside a step that improved on the step's best distance so far (an L-BFGS
+    # step of 5 iterations is one frame: too coarse to watch a 17-step run). Off for the CLI and benchmark.
+    trail: bool = False
+
+
+@dataclass(frozen=True)
+class TrailPoint:
+    """A point the optimiser evaluated inside a step, better than every earlier one of that step."""
+
+    evals: int  # gradient evaluations so far, this one included
+    reconstruction: torch.Tensor  # CPU copy, B x 3 x H x W, not clamped
+    gradient_distance: float
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,7 @@ class Progress:
     gradient_distance: float
     label_logits: torch.Tensor | None = None  # DLG's current dummy label, to restart from
     restart: int = 0  # which of an attack's restarts the reconstruction comes from (Inverting Gradients)
+    trail: tuple[TrailPoint, ...] = ()  # with AttackSettings.trail: the improving points before this one
 
 
 def gradient_distance(candidate: Sequence[torch.Tensor], target: Sequence[torch.Tensor], kind: str) -> torch.Tensor:
