@@ -29,7 +29,7 @@ from dlg_core.metrics import SUCCESS_PSNR
 from dlg_core.run import AttackRun
 from dlg_core.slots import RunSlots
 
-from . import charts, link, stage
+from . import charts, classroom, link, stage
 from .history import Frame, RunHistory
 from .photo import Photo, sample_tensor
 from .pictures import DISPLAY_PX, ERROR_VMAX, error_map
@@ -475,6 +475,7 @@ def share_box(history: RunHistory) -> None:
     """The link that reproduces this run: the sample's name and the settings, never a user's own photo."""
     url = link.share_url(link.link_params(history.config, history.sample, history.label_true[0]))
     st.code(url, language=None, wrap_lines=True)
+    classroom.show_to_class(url, "attack_lab")
     if history.sample:
         st.caption("Opening this link restores the photo and the settings and replays the run: same seed, "
                    "same victim, same result.")

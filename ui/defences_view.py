@@ -206,6 +206,17 @@ def _init_state() -> None:
         st.session_state.setdefault(key, value)
 
 
+def setting_line() -> str:
+    """The setting in a few words, under its fold."""
+    _init_state()
+    state = st.session_state
+    attack = ATTACK_LABELS.get(state["def_attack"], state["def_attack"]).split(" (")[0]
+    model = MODEL_LABELS.get(state["def_model"], state["def_model"]).split(" (")[0]
+    defence = KIND_LABELS.get(state["def_kind"], state["def_kind"])
+    steps = int(state["def_steps"])
+    return f"Now: {attack} on {model}, {state['def_size']} px, {steps} steps per run, against {defence}."
+
+
 def current_size() -> int:
     _init_state()
     return int(st.session_state["def_size"])

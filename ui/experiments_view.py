@@ -104,15 +104,18 @@ def preset_picker() -> tuple[experiment.Preset, list[experiment.Job]]:
                         help="Each preset is a paper's table: its full grid runs on the command line, a quick "
                              "version here.")
     preset = experiment.PRESETS[name]
-    st.markdown(preset.description)
     try:
         jobs, full = preset.jobs(quick=True), len(preset.jobs())
     except BadInputError as err:  # a grid no run can do: say why, and offer nothing to run
+        st.markdown(preset.description)
         st.error(str(err), icon=":material/error:")
         return preset, []
-    st.caption(f"Here: the quick version, **{len(jobs)} runs**, summarised by {', '.join(preset.by)}. The full "
-               f"grid ({full} runs) is `python -m dlg_core experiment --preset {name} --out results.csv`.")
-    with st.expander(f"The {len(jobs)} runs", icon=":material/list:"):
+    # Folded, so that Run stays on the first screen of a phone.
+    with st.expander(f"What it runs ({len(jobs)} runs here) and what the paper found", icon=":material/list:",
+                     key="fold_preset"):
+        st.markdown(preset.description)
+        st.caption(f"Here: the quick version, **{len(jobs)} runs**, summarised by {', '.join(preset.by)}. The full "
+                   f"grid ({full} runs) is `python -m dlg_core experiment --preset {name} --out results.csv`.")
         st.markdown("\n".join(f"{i}. {_describe(job)}" for i, job in enumerate(jobs, 1)))
     return preset, jobs
 

@@ -235,7 +235,7 @@ def photo_fold(size: int | None = None) -> Photo | None:
     _init_state()
     chosen = current_photo()
     title = chosen.title if chosen is not None else "none yet"
-    with st.expander(f"Private photo: **{title}** · change", icon=":material/photo_library:"):
+    with st.expander(f"Private photo: **{title}** · change", icon=":material/photo_library:", key="fold_photo"):
         chosen = photo_picker()
         client_view(chosen, size)
     return chosen

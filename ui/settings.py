@@ -248,7 +248,8 @@ def setting_line(choose_attack: bool = True) -> str:
 
 def settings_fold(choose_attack: bool = True) -> AttackConfig | None:
     """Every setting folded under one "Change the setting" control that says what the setting is now."""
-    with st.expander(f"Change the setting · now {setting_line(choose_attack)}", icon=":material/tune:"):
+    with st.expander(f"Change the setting · now {setting_line(choose_attack)}", icon=":material/tune:",
+                     key="fold_setting"):
         return settings_panel(choose_attack)
 
 
