@@ -59,16 +59,16 @@ def test_the_player_paces_a_fast_run_and_keeps_up_with_a_slow_one():
     player = stage.Player(1, started=0.0)
     for snap in snaps:  # the whole run arrives at once, as a fast run does
         history.add(snap)
+    history.finish(run.result)
     player.advance(history, 0.0)
     assert player.position < 0  # holding the starting image
     now = 0.0
     shown = []
-    while player.playing:
+    while player.playing and now < 60:
         now += stage.TICK_SECONDS
         player.advance(history, now)
         shown.append(history.frame_at_seq(max(player.position, 0)).seq)
-    history.finish(run.result)
-    player.advance(history, now)
+    assert not player.playing and shown[-1] == history.last_seq
     assert shown == sorted(shown) and shown[0] == 0
     # one recorded frame a tick at 1x: the run plays over (frames + hold) ticks
     assert now >= (history.last_seq + stage.HOLD_START_FRAMES) * stage.TICK_SECONDS - 1e-9

@@ -5,7 +5,7 @@ Recording and showing are separate. The run records frames as fast as it can (``
 the attacker's starting image at ``PLAY_FPS`` recorded frames a second (times the chosen speed) and never
 ahead of the run. So a slow run (LeNet, Inverting Gradients) plays live, and a fast one (the default gives
 a 32 px photo away in under a second) plays over several seconds from its recorded frames. A run still
-going after ``LIVE_AFTER_SECONDS`` is never shown more than ``MAX_LAG_SECONDS`` behind.
+going after ``LIVE_AFTER_SECONDS`` is shown live, its latest frame at each redraw.
 
 While the run is going, the page's live loop draws the stage (``StageView.show``, paced by ``Player``).
 Afterwards the browser plays the recorded frames itself (``stage_player.js`` through ``st.html``, from
@@ -38,7 +38,6 @@ TICK_SECONDS = 1 / PLAY_FPS
 LIVE_AFTER_SECONDS = 3.0
 HOLD_START_FRAMES = 8  # the starting image stays this many ticks: "this is where the attacker starts"
 MAX_TICK_SECONDS = 2 * TICK_SECONDS  # a late tick (a busy server) slows the playback, it never skips frames
-MAX_LAG_SECONDS = 2.0
 SPEEDS = {"¼x": 0.25, "½x": 0.5, "1x": 1.0, "2x": 2.0, "4x": 4.0}
 KEY_PLAYER = "stage_player"
 KEY_PLAYER_FRAMES = "stage_player_frames"  # (run id, frames stored), the frames encoded for the browser
@@ -66,7 +65,7 @@ class Player:
             rate = PLAY_FPS * self.speed * history.stride
             self.position += min(now - self.last_tick, MAX_TICK_SECONDS) * rate
             if history.running and now - self.started > LIVE_AFTER_SECONDS:
-                self.position = max(self.position, end - MAX_LAG_SECONDS * rate)
+                self.position = end  # a slow run: live
         self.last_tick = now
         self.position = min(self.position, end)
         if self.playing and not history.running and self.position >= end:
