@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import DEFAULT, AttackConfig
+from .config import AttackConfig
 from .metrics import SUCCESS_PSNR
 
 SAME_SSIM = 0.85
@@ -91,26 +91,31 @@ class SettingCheck:
     equations: int  # numbers in the shared update (each one an equation the photo must satisfy)
     unknowns: int  # pixel values to recover: photos x 3 colours x size x size
     warning: str | None  # why this setting is known to fail, or None
+    last_layer_input: int = 0  # numbers entering the last fully-connected layer (its weight gradient's rows)
 
 
 def check_setting(config: AttackConfig, photos: int = 1) -> SettingCheck:
     """Count the shared numbers against the pixel unknowns, and warn of a setting known to fail.
 
-    Known to fail, measured: LeNet from 64 px (its gradient has fewer informative numbers than the photo has
-    pixels: the default attack rebuilt 0 of 6 photos there), and any victim whose update has fewer numbers
-    than the photo has pixel values.
+    Known to fail, measured: LeNet from 64 px (only its last layer's input grows with the photo, a quarter of
+    the pixel values: the default attack rebuilt 0 of 6 photos there), and any victim whose update has fewer
+    numbers than the photo has pixel values.
     """
-    from .models import build_model  # lazily: it imports torch
+    import torch  # lazily: the pages import this module for its words
+
+    from .models import build_model
 
     model = build_model(config.model, config.size, config.classes, config.seed, config.activation)
     equations = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    last_input = linears[-1].in_features if linears else 0
     unknowns = photos * 3 * config.size * config.size
     warning = None
     if equations < unknowns:
         warning = (f"Fewer shared numbers ({equations:,}) than pixel values to recover ({unknowns:,}): "
                    "the gradient cannot pin every pixel down, expect a blurred or noisy picture.")
     elif config.model == "lenet" and config.size >= 64 and config.attack in ("dlg", "idlg"):
-        warning = ("LeNet from 64 px is known to fail: much of its gradient repeats itself (its last layer sees "
-                   "a quarter as many numbers as the photo has pixels), and the attack rebuilt 0 of 6 photos "
-                   f"here (measured). The {DEFAULT.model.replace('_', ' ')} victim leaks them.")
-    return SettingCheck(equations, unknowns, warning)
+        warning = ("LeNet from 64 px is known to fail: its convolutions' gradients do not grow with the photo, and "
+                   "its last layer sees a quarter as many numbers as the photo has pixel values; the attack rebuilt "
+                   "0 of 6 photos here (measured). The wide CNN victim leaks them.")
+    return SettingCheck(equations, unknowns, warning, last_input)

@@ -286,9 +286,10 @@ def summary_charts(run: ExperimentRun, preset: experiment.Preset) -> None:
         [_group(row, preset.by) for row in ran], [_number(row.get("final_psnr")) for row in ran],
         [f"{row['image']}, seed {row['seed']}: {row['status']}" for row in ran], " · ".join(preset.by)),
         config={"displayModeBar": False}, key="exp_runs")
-    st.caption(f"Left: per group, the share of runs whose reconstruction reached {SUCCESS_PSNR:g} dB and the share "
-               "whose label the attacker got right. Right: every run's final PSNR (on or above the dashed line, the "
-               "photo leaked); hover a dot for its photo and seed.")
+    st.caption(f"First chart (left, or above on a phone): per group, the share of runs whose reconstruction reached "
+               f"{SUCCESS_PSNR:g} dB and the share whose label the attacker got right. Second (right, or below): "
+               "every run's final PSNR (on or above the dashed line, the photo leaked); *Every run* below lists "
+               "each run's photo and seed.")
 
 
 def results_view(run: ExperimentRun, preset: experiment.Preset) -> None:

@@ -43,6 +43,8 @@ button[data-testid="stBaseButton-primary"], button[data-testid="stBaseButton-pri
 .stage-chart-line { stroke: #c3c7d1; stroke-dasharray: 6 4; stroke-width: 1; }
 .stage-chart-marker { fill: #e8eaf0; stroke: #0e1117; stroke-width: 2; }
 .stage-chart-text { margin: 0; font-size: 0.9rem; color: #c3c7d1; }
+/* Phones: display formulas shrink to fit a 390 px screen instead of scrolling sideways. */
+@media (max-width: 640px) { .katex-display > .katex { font-size: 0.78em; white-space: normal; } }
 </style>
 """
 
