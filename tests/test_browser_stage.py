@@ -56,7 +56,7 @@ CONTRAST = """
 
 
 def tab_presses_to(page, name: str, limit: int = 40) -> int | None:
-    page.locator("body").click(position={"x": 1, "y": 1})
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")  # Tab from the page's top
     for presses in range(1, limit + 1):
         page.keyboard.press("Tab")
         if page.evaluate("(name) => (document.activeElement.innerText || '').includes(name)", name):
