@@ -279,10 +279,10 @@ def choose(page, label: str, option: str) -> None:
     closed, so open it again until the option shows. A setting folded away is unfolded first."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    if not page.get_by_role("combobox", name=label).is_visible():
+    if not page.get_by_role("combobox", name=label, exact=True).is_visible():
         open_fold(page, "Change the setting")
     for _ in range(5):
-        page.get_by_role("combobox", name=label).click()
+        page.get_by_role("combobox", name=label, exact=True).click()
         try:
             page.get_by_role("option", name=option, exact=True).click(timeout=3_000)
             return
