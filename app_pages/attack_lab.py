@@ -3,7 +3,7 @@ the verdict, charts, downloads and the share link below."""
 
 import streamlit as st
 
-from ui import attack_view, host, link, photo, settings, stage
+from ui import attack_view, batch, host, link, photo, rank_view, settings, stage, threat_card
 
 autorun = link.apply_shared_link()
 attack_view.settle_interrupted_run()
@@ -32,7 +32,12 @@ else:
     attack_view.run_summary(history)
     attack_view.client_panel(history)
     attack_view.run_charts(history)
+    batch.batch_view(history)
     st.subheader("Take it with you")
     attack_view.downloads(history)
     attack_view.share_box(history)
+st.header("The threat model and the setting's layers", divider="red")
+threat_card.threat_card()
+if config is not None and config.attack == "layerwise":
+    rank_view.layer_chart(config)
 host.limits_panel(attack_view.run_slots().slots)

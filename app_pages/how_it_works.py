@@ -4,7 +4,7 @@ import streamlit as st
 
 from dlg_core import verdict
 from dlg_core.config import DEFAULT
-from ui import explain, photo, settings
+from ui import explain, photo, rank_view, settings, threat_card
 
 
 @st.cache_data(show_spinner=False)
@@ -40,6 +40,10 @@ with hidden:
         "in this demo the true photo is used for one thing alone: to score the reconstruction."
     )
 st.graphviz_chart(explain.DIAGRAM, width="content")
+st.subheader("Three threat models")
+st.markdown("\n\n".join(threat_card.EXPLAINED.values()))
+st.caption("The Attack lab's *Threat model* card sets which one you attack under, and what else the attacker "
+           "knows: the labels or not, BatchNorm's batch statistics or not, a fresh or a trained victim.")
 
 st.header("Gradient matching (DLG)", divider="red")
 st.markdown("The client trains the shared model $F(\\cdot, W)$ on its photo $x$ with label $y$ and shares")
@@ -113,6 +117,30 @@ st.markdown(
     "by side."
 )
 
+st.header("Layer by layer: the seed paper's path", divider="red")
+st.markdown(
+    "The seed paper describes its attack as one that *gradually extends from the fully-connected layer to the "
+    "convolution layer*; Zhu & Blaschko's **R-GAP** (ICLR 2021) works the same path out in closed form. The "
+    "fully-connected layer's input $h$ comes first and whole, as above: $h = (\\partial \\ell / \\partial W_i) / "
+    "(\\partial \\ell / \\partial b_i)$. For the convolution $k$ below it, whose output $h_k$ is now known:"
+)
+st.latex(r"z_k = \sigma^{-1}(h_k), \qquad \delta_k = \frac{\partial \ell}{\partial h_k} \odot h_k (1 - h_k)")
+st.latex(r"\mathrm{conv}_k(x) = z_k - b_k, \qquad "
+         r"\sum_{p} \delta_{k,p}\, x_{\mathrm{patch}(p)}^{\top} = \frac{\partial \ell}{\partial W_k}")
+st.markdown(
+    "Undoing the sigmoid gives the layer's pre-activation $z_k$, and with it two sets of equations that are "
+    "*linear* in the layer's input $x$: one per number of the output (forward) and one per weight (the weight "
+    "gradient, with $\\delta_k$ known from the layers above). Where they are at least as many as $x$ has "
+    "numbers, least squares gives $x$, which is the output of the layer below, and the walk goes on down to the "
+    "photo. Where they are fewer, the layer cannot be undone alone, and the photo is fitted to what the layers "
+    "above gave away instead. ReLUs end the walk (the negative pre-activations are gone), and so do a ResNet's "
+    "BatchNorm and skip connections. The count for the chosen victim and size:"
+)
+rank_view.layer_chart(settings.current_config())
+st.markdown("And the walk itself, for the photo and setting chosen on the Attack lab (one photo; with a batch "
+            "each row of the fully-connected gradient gives a mixture of the photos' features):")
+rank_view.layer_walk(photo.current_or_first_photo(), settings.current_config(), settings.current_label())
+
 st.header("What the numbers mean", divider="red")
 st.markdown(
     "The attacker only ever sees the **gradient distance**. The demo also knows the true photo, so it scores "
@@ -147,5 +175,10 @@ st.markdown(
     "federated learning?*, NeurIPS 2020: cosine distance and image priors, larger photos and networks. "
     "[arxiv.org/abs/2003.14053](https://arxiv.org/abs/2003.14053)\n"
     "- McMahan et al., *Communication-Efficient Learning of Deep Networks from Decentralized Data*, AISTATS "
-    "2017: federated learning (FedSGD, FedAvg). [arxiv.org/abs/1602.05629](https://arxiv.org/abs/1602.05629)"
+    "2017: federated learning (FedSGD, FedAvg). [arxiv.org/abs/1602.05629](https://arxiv.org/abs/1602.05629)\n"
+    "- Fowl, Geiping, Czaja, Goldblum & Goldstein, *Robbing the Fed: Directly Obtaining Private Data in Federated "
+    "Learning with Modified Models*, ICLR 2022: the malicious server's imprint layer. "
+    "[arxiv.org/abs/2110.13057](https://arxiv.org/abs/2110.13057)\n"
+    "- Bonawitz et al., *Practical Secure Aggregation for Privacy-Preserving Machine Learning*, CCS 2017: the "
+    "server learns only the sum of the clients' updates. [eprint.iacr.org/2017/281](https://eprint.iacr.org/2017/281)"
 )

@@ -23,11 +23,13 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from . import config as cfg
-from . import metrics
+from . import metrics, photo_sets
 from .attacks.analytic import analytic
 from .attacks.base import AttackerKnowledge, AttackSettings
+from .attacks.imprint import imprint
 from .client import compute_shared_update
 from .images import SAMPLES, decode_image, load_sample, sample_path
+from .matching import matched_metrics
 from .metrics import SUCCESS_PSNR
 from .models import build_model
 from .run import AttackRun, warm_up
@@ -63,8 +65,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def bench_run(config: cfg.AttackConfig, image: torch.Tensor, label: int):
-    run = AttackRun(config, image, [label])
+def bench_run(config: cfg.AttackConfig, images: torch.Tensor, labels: list[int]):
+    """One run (a photo, or a batch of them), stopped once it reaches 30 dB; its result."""
+    run = AttackRun(config, images, labels)
     for snap in run:
         if snap.psnr >= SUCCESS_PSNR:
             run.stop()
@@ -101,6 +104,44 @@ def closed_form_timing(size: int = CLOSED_FORM_SIZE, name: str | None = None) ->
             "psnr": round(psnr, 2) if math.isfinite(psnr) else None}  # inf: an exact copy (JSON has no inf)
 
 
+def imprint_timing(batch: int, size: int, seeds: list[int]) -> dict[str, Any]:
+    """The malicious server's imprint attack on ``batch`` distinct crops of the report set, per seed.
+
+    Times the attack alone (reading the batch off the imprint layer, its labels, and the one evaluation that
+    reports its distance) apart from the client's update and from the demo's scoring; counts the photos
+    matched at 50 dB or better.
+    """
+    rows = []
+    for seed in seeds:
+        images = torch.from_numpy(photo_sets.distinct_crops(batch, size, seed=seed)).permute(0, 3, 1, 2).float() / 255
+        config = cfg.DEFAULT.replace(attack="imprint", size=size, seed=seed, threads=1)
+        labels = tuple(i % config.classes for i in range(batch))
+        started = time.perf_counter()
+        run = AttackRun(config, images, labels)
+        client = time.perf_counter() - started
+        started = time.perf_counter()
+        progress = next(iter(imprint(run.knowledge(), AttackSettings(distance=config.distance))))
+        attack = time.perf_counter() - started
+        scores = [s.psnr for s in matched_metrics(progress.reconstruction.clamp(0, 1), images).per_image]
+        rows.append({"seed": seed, "client_seconds": round(client, 4), "attack_seconds": round(attack, 4),
+                     "at_50db": sum(p >= 50 for p in scores), "min_psnr": round(min(scores), 1),
+                     "median_psnr": round(statistics.median(scores), 1)})
+    return {"batch": batch, "size": size, "photos": "report set, distinct_crops", "runs": rows}
+
+
+def print_imprint(timing: dict[str, Any]) -> None:
+    runs = timing["runs"]
+    found = sum(r["at_50db"] for r in runs)
+    print(f"imprint attack, batches of {timing['batch']} at {timing['size']} px ({timing['photos']}, seeds "
+          f"{[r['seed'] for r in runs]}): {found}/{timing['batch'] * len(runs)} photos at >= 50 dB "
+          f"(per batch {[r['at_50db'] for r in runs]}); attack {min(r['attack_seconds'] for r in runs):.2f}-"
+          f"{max(r['attack_seconds'] for r in runs):.2f} s (median "
+          f"{statistics.median(r['attack_seconds'] for r in runs):.2f}), client's update median "
+          f"{statistics.median(r['client_seconds'] for r in runs):.2f} s, median PSNR "
+          f"{statistics.median(r['median_psnr'] for r in runs):.0f} dB, "
+          f"lowest {min(r['min_psnr'] for r in runs):.1f} dB")
+
+
 def benchmark(images: list[str], seeds: list[int], large_seeds: list[int], sizes: list[int], threads: int,
               steps: int | None, max_seconds: dict[str, float], progress: bool = True,
               closed_form_size: int | None = CLOSED_FORM_SIZE) -> dict[str, Any]:
@@ -123,7 +164,7 @@ def benchmark(images: list[str], seeds: list[int], large_seeds: list[int], sizes
             budget = max_seconds["textbook" if key == "textbook" and size > 32 else "run"]
             config = base.replace(size=size, seed=seed, threads=threads, steps=steps or base.steps,
                                   max_seconds=budget)
-            result = bench_run(config, image, label)
+            result = bench_run(config, image, [label])
             tally = tallies[(size, key)]
             tally.runs += 1
             tally.seconds += result.seconds
@@ -214,16 +255,31 @@ def add_parser(commands) -> None:
                        help="time budget of textbook runs above 32 px (they fail: 0/60 measured)")
     bench.add_argument("--closed-form-size", type=int, default=CLOSED_FORM_SIZE,
                        help="time the closed-form attack on one photo at this size (0: skip)")
+    bench.add_argument("--imprint-batch", type=int, default=64,
+                       help="time the malicious server's imprint attack on batches of this many distinct crops "
+                            "of the report set at 32 px, one per seed (0: skip)")
+    bench.add_argument("--imprint-only", action="store_true", help="run only the imprint timing")
     bench.add_argument("--json", type=Path, help="write the full report here")
 
 
 def command_bench(args) -> int:
+    torch.set_num_threads(args.threads)
+    if args.imprint_only:
+        report = {"imprint": imprint_timing(args.imprint_batch, 32, args.seeds)}
+        print_imprint(report["imprint"])
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2) + "\n")
+        return 0
     for name in args.images:
         load_sample(name, 32)  # raises BadInputError for unknown names before the long run starts
     report = benchmark(args.images, args.seeds, args.large_seeds, args.sizes, args.threads, args.steps,
                        {"run": args.max_seconds, "textbook": args.textbook_large_max_seconds},
                        closed_form_size=args.closed_form_size or None)
+    if args.imprint_batch:
+        report["imprint"] = imprint_timing(args.imprint_batch, 32, args.seeds)
     print_report(report)
+    if "imprint" in report:
+        print_imprint(report["imprint"])
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0

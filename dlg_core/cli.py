@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import bench, experiment, limits, photo_sets
+from . import bench, experiment, grid_ray, limits, photo_sets, scaling
 from . import config as cfg
 from .config import AttackConfig
 from .errors import BadInputError
@@ -30,7 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("run", help="attack one photo's shared gradient and report how much leaked")
     d = cfg.DEFAULT
-    run.add_argument("--image", action="append", required=True, type=Path, help="photo path (repeat for a batch)")
+    run.add_argument("--image", action="append", type=Path, help="photo path (repeat for a batch)")
+    run.add_argument("--crops", type=int, metavar="N",
+                     help="instead of --image: N distinct crops of the report photo set (a large batch), seeded by "
+                          f"--seed; at most {limits.MAX_BATCH}, or {limits.MAX_IMPRINT_BATCH} for --attack imprint")
     run.add_argument("--attack", choices=cfg.ATTACK_NAMES, default=d.attack)
     run.add_argument("--model", choices=cfg.MODEL_NAMES, default=d.model, help="the victim network")
     run.add_argument("--size", type=int, default=d.size, help="square resolution the victim sees (16-128)")
@@ -61,12 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--defense", action="append", metavar="SPEC",
                      help="what the client does to its update before sharing, repeatable and applied in order: "
                           "gaussian:SCALE, laplace:SCALE, dp:CLIP:MULTIPLIER, prune:FRACTION_REMOVED, fp16, int8")
+    run.add_argument("--clients", type=int, default=d.clients,
+                     help="clients sharing the photos (photo i to client i mod K); the server sees only the "
+                          f"aggregate of their updates (secure aggregation); 1 to {limits.MAX_CLIENTS}")
     run.add_argument("--threads", type=int, default=d.threads, help="torch threads")
     run.add_argument("--device", choices=cfg.DEVICES, default=d.device)
     run.add_argument("--json", type=Path, help="write the result JSON here")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.add_parser(commands)
     experiment.add_parser(commands)
+    grid_ray.add_arguments(commands.choices["experiment"])
+    scaling.add_parser(commands)
     photos = commands.add_parser("photos", help="write a photo set (tune: to tune on; report: to report on) as PNGs")
     photos.add_argument("--set", dest="photo_set", choices=tuple(photo_sets.SETS), default="report")
     photos.add_argument("--out", type=Path, required=True, help="the folder to write (made if missing)")
@@ -111,7 +119,7 @@ def config_from_args(args: argparse.Namespace) -> AttackConfig:
         name: getattr(args, name)
         for name in ("attack", "model", "size", "classes", "steps", "seed", "distance", "lr", "init",
                      "line_search", "precision", "threads", "device", "max_seconds", "activation", "trained_steps",
-                     "fedavg_steps", "fedavg_lr", "tv_weight", "restarts")
+                     "fedavg_steps", "fedavg_lr", "tv_weight", "restarts", "clients")
         if given is None or name in given
     }
     if given is None or "defense" in given:
@@ -119,20 +127,37 @@ def config_from_args(args: argparse.Namespace) -> AttackConfig:
     return base.replace(**explicit)
 
 
-def command_run(args: argparse.Namespace) -> int:
-    from .run import AttackRun, warm_up  # after argument checks: importing the attack stack takes a moment
-
-    config = config_from_args(args)
-    labels = args.label or [i % config.classes for i in range(len(args.image))]
-    if len(labels) != len(args.image):
-        raise BadInputError("Give one --label per --image, or none.")
+def read_photos(args: argparse.Namespace, config: AttackConfig) -> torch.Tensor:
+    """The run's photos: the --image files, or --crops N distinct crops of the report set."""
+    if (args.image is None) == (args.crops is None):
+        raise BadInputError("Give the photos as --image FILE (repeatable) or as --crops N, one of the two.")
+    problem = limits.batch_problem(config.attack, len(args.image) if args.image else args.crops)
+    if problem:
+        raise BadInputError(problem)
+    if args.crops:
+        crops = photo_sets.distinct_crops(args.crops, config.size, seed=config.seed)
+        return torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255
     photos = []
     for path in args.image:
         decoded = decode_image(path)
         for note in decoded.notes:  # e.g. "Animated image: only the first frame is used."
             print(f"note: {path}: {note}", file=sys.stderr)
         photos.append(to_tensor(decoded.image, config.size))
-    images = torch.cat(photos)
+    return torch.cat(photos)
+
+
+def _at_50db(per_image: list[dict]) -> int:
+    return sum(p["psnr"] is None or p["psnr"] >= 50 for p in per_image)  # None: an exact copy (infinite PSNR)
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from .run import AttackRun, warm_up  # after argument checks: importing the attack stack takes a moment
+
+    config = config_from_args(args)
+    images = read_photos(args, config)
+    labels = args.label or [i % config.classes for i in range(len(images))]
+    if len(labels) != len(images):
+        raise BadInputError("Give one --label per photo, or none.")
     warm_up()
     run = AttackRun(config, images, labels)
     if run.victim.report.warning:
@@ -146,9 +171,12 @@ def command_run(args: argparse.Namespace) -> int:
     print(
         f"{out['status']}: {out['attack']} on {out['model']} at {out['size']}px, "
         + (f"defences {', '.join(out['defenses'])}, " if out["defenses"] else "")
-        + f"PSNR {out['final_psnr'] or 0:.1f} dB, MSE(0-255) {out['final_mse_255'] or 0:.2f}, "
+        + ("PSNR inf (an exact copy in the batch), " if out["final_psnr"] is None and out["final_mse"] is not None
+           else f"PSNR {out['final_psnr'] or 0:.1f} dB, ")
+        + f"MSE(0-255) {out['final_mse_255'] or 0:.2f}, "
         f"SSIM {out['final_ssim'] or 0:.3f}, label {'right' if out['label_correct'] else 'wrong'}, "
         f"{out['steps_run']} steps / {out['evals']} evals in {out['seconds']:.2f} s"
+        + (f", {_at_50db(out['per_image'])} of {len(out['per_image'])} photos at 50 dB" if out["per_image"] else "")
         + (", 30 dB never reached" if out["seconds_to_30db"] is None else f", 30 dB at {out['seconds_to_30db']:.2f} s")
     )
     if args.json:
@@ -166,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             return bench.command_bench(args)
         if args.command == "experiment":
-            return experiment.command_experiment(args)
+            return experiment.command_experiment(args, run=grid_ray.runner(args) or experiment.run_grid)
+        if args.command == "scaling":
+            return scaling.command_scaling(args)
         if args.command == "photos":
             written = photo_sets.write_set(args.photo_set, args.out, args.side)
             print(f"wrote {len(written)} photos and SOURCES.md to {args.out}")

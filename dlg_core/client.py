@@ -16,6 +16,7 @@ gradient's, so the weak-gradient check below means the same thing for both proto
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -151,3 +152,52 @@ def compute_fedavg_update(model: nn.Module, images: torch.Tensor, labels: torch.
         loss=float(F.cross_entropy(logits, labels)),
         true_label_probability=float(true_prob),
     )
+
+
+# --------------------------------------------------------------------------------------- many clients at once
+
+def client_photos(photos: int, clients: int) -> list[list[int]]:
+    """Which of the run's photos each client holds: photo i goes to client i mod K (every client has one)."""
+    if not 1 <= clients <= photos:
+        raise BadInputError(f"{clients} clients need at least {clients} photos (one each); the run has {photos}.")
+    return [list(range(k, photos, clients)) for k in range(clients)]
+
+
+def aggregate(updates: Sequence[SharedUpdate], photos: Sequence[int]) -> SharedUpdate:
+    """Secure aggregation (Bonawitz et al. 2017): the server learns only the sum of the clients' updates.
+
+    Each client sends its update times its number of photos, masked so that the masks cancel in the sum; the
+    server divides the sum by the total number of photos, which it knows (FedAvg's weighting, McMahan et al.
+    2017). For FedSGD that is exactly the gradient of one batch holding every client's photos, which is why
+    an honest server's attack on the aggregate is an attack on that batch.
+    """
+    total = sum(photos)
+    gradients = tuple(sum(n * u.gradients[i] for u, n in zip(updates, photos, strict=True)) / total
+                      for i in range(len(updates[0].gradients)))
+    return SharedUpdate(gradients, local_steps=updates[0].local_steps, local_lr=updates[0].local_lr)
+
+
+def federated_round(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, clients: int = 1,
+                    local_steps: int = 1, local_lr: float = 0.0,
+                    defend: Callable[[SharedUpdate, int], SharedUpdate] | None = None) -> ClientReport:
+    """K clients, each with its own photos, compute their updates (``defend(update, client)`` each, if given);
+    the server receives their aggregate. One client is the plain single-client update."""
+    reports, sizes = [], []
+    for held in client_photos(images.shape[0], clients):
+        if local_steps > 1:
+            report = compute_fedavg_update(model, images[held], labels[held], local_steps, local_lr)
+        else:
+            report = compute_shared_update(model, images[held], labels[held])
+        reports.append(report)
+        sizes.append(len(held))
+    true_update = aggregate([r.update for r in reports], sizes)
+    total = sum(sizes)
+    report = ClientReport(update=true_update,
+                          loss=sum(r.loss * n for r, n in zip(reports, sizes, strict=True)) / total,
+                          true_label_probability=sum(r.true_label_probability * n
+                                                     for r, n in zip(reports, sizes, strict=True)) / total)
+    if defend is None:
+        return report
+    defended = aggregate([defend(r.update, k) for k, r in enumerate(reports)], sizes)
+    return ClientReport(update=defended, loss=report.loss, true_label_probability=report.true_label_probability,
+                        undefended=true_update)

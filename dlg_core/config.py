@@ -16,7 +16,7 @@ from typing import Any
 from . import limits
 from .errors import BadInputError
 
-ATTACK_NAMES = ("dlg", "idlg", "ig", "analytic")
+ATTACK_NAMES = ("dlg", "idlg", "ig", "analytic", "imprint", "layerwise")
 MODEL_NAMES = ("lenet", "cnn", "wide_cnn", "mlp", "resnet")
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 DISTANCE_NAMES = ("l2", "nl2", "cosine")
@@ -65,6 +65,14 @@ class AttackConfig:
     # What the client does to its update before sharing (dlg_core/defenses.py): comma-separated specs such as
     # "prune:0.5,fp16", applied in order; "" shares the true update. Stored in canonical form.
     defenses: str = ""
+    # Clients whose updates the server receives only as their aggregate (secure aggregation, client.py); the
+    # run's photos are dealt among them, photo i to client i mod K.
+    clients: int = 1
+    # The threat model (the Attack lab's card): does the attacker know the labels (a server that also sees them,
+    # as Inverting Gradients assumes), and does the victim's BatchNorm use its batch's statistics (train mode),
+    # which the attacker never sees (only the model as it sent it)?
+    labels_known: bool = False
+    batchnorm_train: bool = False
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -214,11 +222,30 @@ def _validate(c: AttackConfig) -> None:
     _check_range("adam_lr", c.adam_lr, 1e-6, 1)
     _check_range("tv_weight", c.tv_weight, 0, 2)
     _check_range("restarts", c.restarts, 1, 16)
+    _check_range("clients", c.clients, 1, limits.MAX_CLIENTS)
     if not isinstance(c.defenses, str):
         raise BadInputError("Setting 'defenses' must be text such as \"prune:0.5,fp16\" (or \"\" for none).")
     if c.attack == "analytic" and c.model != "mlp":
         raise BadInputError("The closed-form attack needs a victim whose first layer is fully connected: "
                             "choose the mlp model.")
+    if c.attack == "layerwise":
+        _check_layerwise(c)
+
+
+def _check_layerwise(c: AttackConfig) -> None:
+    """What the layer-by-layer attack cannot undo (the reasons: attacks/layerwise.py's docstring)."""
+    if c.model == "resnet":
+        raise BadInputError("The layer-by-layer attack does not apply to the ResNet: its ReLUs lose every negative "
+                            "pre-activation and its BatchNorm and skip connections mix layers; use ig there.")
+    if c.activation == "relu" and c.model != "mlp":
+        raise BadInputError("The layer-by-layer attack needs activations it can undo (sigmoid or tanh): a ReLU "
+                            "loses every negative pre-activation.")
+    if c.fedavg_steps > 1:
+        raise BadInputError("The layer-by-layer attack reads one gradient (FedSGD): FedAvg's local steps add "
+                            "gradients taken at different weights.")
+    if c.clients > 1:
+        raise BadInputError("The layer-by-layer attack rebuilds one photo: an aggregate of several clients' updates "
+                            "gives the fully-connected layer a mixture of their photos' features.")
 
 
 # The DLG and iDLG papers' settings (benchmark baseline): N(0,1) start, L-BFGS lr 1 with PyTorch's defaults.

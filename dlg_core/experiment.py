@@ -18,6 +18,7 @@ import csv
 import functools
 import hashlib
 import io
+import itertools
 import json
 import math
 import re
@@ -47,7 +48,7 @@ NOT_RUN = ("skipped", "error")
 COST_LR = 0.01
 _KEY_END = re.compile(r"#[0-9a-f]{12}$")  # a key ends with its hash: a row cut short has no valid key
 
-JOB_COLUMNS = ("image", "attack", "model", "size", "classes", "seed", "defenses", "batch", "fedavg_steps")
+JOB_COLUMNS = ("image", "attack", "model", "size", "classes", "seed", "defenses", "batch", "fedavg_steps", "clients")
 RESULT_COLUMNS = (
     "status", "steps_run", "evals", "seconds", "seconds_to_30db", "evals_to_30db", "label_true", "label_guess",
     "label_correct", "label_accuracy", "final_mse", "final_mse_255", "final_psnr", "final_ssim", "message", "warning",
@@ -117,6 +118,7 @@ class Job:
     seed: int = 0
     defenses: str = ""  # canonical comma-separated specs, "" for none
     fedavg_steps: int = 1
+    clients: int = 1  # the photos are dealt among this many clients; the server sees their aggregate
     steps: int = 300
     max_seconds: float = 60.0
     stop_at_psnr: float | None = None  # stop a run once it is this good (measures success, saves time)
@@ -125,14 +127,15 @@ class Job:
 
     @property
     def batch(self) -> int:
-        return len(self.images)
+        """Photos per client."""
+        return len(self.images) // self.clients
 
     def config(self) -> cfg.AttackConfig:
         """The run's settings; BadInputError for an impossible combination (e.g. analytic on a CNN)."""
         base = cfg.TEXTBOOK if self.base == "textbook" else cfg.DEFAULT
         return base.replace(attack=self.attack, model=self.model, size=self.size, classes=self.classes,
                             seed=self.seed, defenses=self.defenses, fedavg_steps=self.fedavg_steps,
-                            steps=self.steps, max_seconds=self.max_seconds, threads=1,
+                            clients=self.clients, steps=self.steps, max_seconds=self.max_seconds, threads=1,
                             **({"distance": self.distance} if self.distance else {}))
 
     @property
@@ -148,13 +151,14 @@ class Job:
         digest = hashlib.sha1(text.encode()).hexdigest()[:12]
         return (f"{'+'.join(Path(name).name for name in self.images)}|{self.attack}|{self.model}|{self.size}px"
                 f"|c{self.classes}|s{self.seed}|{self.defenses or 'none'}|b{self.batch}|k{self.fedavg_steps}"
+                + (f"|n{self.clients}" if self.clients > 1 else "") +
                 f"#{digest}")
 
     def identity(self) -> dict[str, Any]:
         """The row's job columns."""
         return {"image": "+".join(self.images), "attack": self.attack, "model": self.model, "size": self.size,
                 "classes": self.classes, "seed": self.seed, "defenses": self.defenses or "none",
-                "batch": self.batch, "fedavg_steps": self.fedavg_steps, "key": self.key}
+                "batch": self.batch, "fedavg_steps": self.fedavg_steps, "clients": self.clients, "key": self.key}
 
 
 def _label(photo: Photo, index: int, classes: int) -> int:
@@ -179,6 +183,7 @@ class Grid:
     defenses: tuple[str, ...] = ("",)  # each item a whole defence list
     batches: tuple[int, ...] = (1,)
     fedavg_steps: tuple[int, ...] = (1,)
+    clients: tuple[int, ...] = (1,)  # each client holds `batch` photos; the server sees their aggregate
     steps: int = 300
     max_seconds: float = 60.0
     stop_at_psnr: float | None = None
@@ -196,7 +201,7 @@ class Grid:
         if self.distance and self.distance not in cfg.DISTANCE_NAMES:
             raise BadInputError(f"Unknown distance {self.distance!r}: choose one of {', '.join(cfg.DISTANCE_NAMES)}.")
         axes = {"attack": self.attacks, "model": self.models, "size": self.sizes, "classes": self.classes,
-                "seed": self.seeds, "fedavg_steps": self.fedavg_steps}
+                "seed": self.seeds, "fedavg_steps": self.fedavg_steps, "clients": self.clients}
         for setting, values in axes.items():
             for value in values:  # the closed-form attack alone would refuse every victim but the mlp
                 cfg.DEFAULT.replace(**{setting: value}, **({"model": "mlp"} if setting == "attack" else {}))
@@ -209,10 +214,11 @@ class Grid:
         self.check()
         photos = resolve_images(self.images)
         defence_lists = tuple(dict.fromkeys(specs_text(parse_defenses(d)) for d in self.defenses))
-        for n in self.batches:
-            if not 1 <= n <= min(len(photos), limits.MAX_BATCH):
-                raise BadInputError(f"A batch of {n} needs {n} distinct photos (at most {limits.MAX_BATCH}); "
-                                    f"the grid has {len(photos)}.")
+        most = max(limits.max_batch(attack) for attack in self.attacks)
+        for n, k in itertools.product(self.batches, self.clients):
+            if not 1 <= n * k <= min(len(photos), most):
+                raise BadInputError(f"{k} client(s) with a batch of {n} need {n * k} distinct photos (at most "
+                                    f"{most}); the grid has {len(photos)}.")
         steps = dict(self.steps_by_attack)
         jobs = []
         for seed in self.seeds:
@@ -222,15 +228,15 @@ class Grid:
                     for model in self.models:
                         for classes in self.classes:
                             for attack in self.attacks:
-                                for n in self.batches:
-                                    chosen = [(start + t) % len(photos) for t in range(n)]
+                                for n, clients in itertools.product(self.batches, self.clients):
+                                    chosen = [(start + t) % len(photos) for t in range(n * clients)]
                                     for k in self.fedavg_steps:
                                         for defenses in defence_lists:
                                             job = Job(
                                                 images=tuple(photos[i].name for i in chosen),
                                                 labels=tuple(_label(photos[i], i, classes) for i in chosen),
                                                 attack=attack, model=model, size=size, classes=classes,
-                                                seed=seed, defenses=defenses, fedavg_steps=k,
+                                                seed=seed, defenses=defenses, fedavg_steps=k, clients=clients,
                                                 steps=steps.get(attack, self.steps), max_seconds=self.max_seconds,
                                                 stop_at_psnr=self.stop_at_psnr, base=self.base,
                                                 distance=self.distance)
@@ -255,9 +261,9 @@ def _cell(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, (list, tuple, dict)) else value
 
 
-def run_job(job: Job, stop_event: threading.Event | None = None) -> dict[str, Any]:
+def run_job(job: Job, stop_event: threading.Event | None = None, images: torch.Tensor | None = None) -> dict[str, Any]:
     """Run one job; the row it gives. Never raises for a failed run: a crash is status "error" with its message,
-    an impossible combination status "skipped"."""
+    an impossible combination status "skipped". ``images``: the job's photos, when the caller has them already."""
     from .run import AttackRun  # the attack stack imports in a moment; keep `import experiment` light
 
     row: dict[str, Any] = job.identity()
@@ -267,7 +273,7 @@ def run_job(job: Job, stop_event: threading.Event | None = None) -> dict[str, An
         return row | {"status": "skipped", "message": str(err)}
     started = time.perf_counter()
     try:
-        images = torch.cat([load_photo(name, job.size) for name in job.images])
+        images = torch.cat([load_photo(name, job.size) for name in job.images]) if images is None else images
         # The run gets its own stop event: reaching the threshold must not set the caller's, which may stop a
         # whole grid (the app's Stop button).
         run = AttackRun(config, images, job.labels, stop_event=threading.Event())
@@ -348,27 +354,36 @@ def run_grid(jobs: Sequence[Job], out: str | Path | None, progress: bool = True,
 
     from .run import warm_up
 
-    done = {row["key"]: row for row in read_rows(out)} if out else {}
-    todo = [job for job in jobs if job.key not in done]
-    if progress:
-        budget = sum(job.max_seconds for job in todo)
-        print(f"{len(jobs)} runs, {len(jobs) - len(todo)} already in {out}; {len(todo)} to go, at most "
-              f"{_duration(budget)} by their time budgets (the bar's estimate is better after a few)",
-              file=sys.stderr)
+    done, todo = jobs_to_run(jobs, out, progress)
     warm_up()
     fresh: dict[str, dict[str, Any]] = {}
     with tqdm(total=len(todo), disable=not progress, unit="run", file=sys.stderr) as bar:
         for job in todo:
-            row = run_job(job)
-            fresh[job.key] = row
-            if out:
-                append_row(out, row)
-            if on_row:
-                on_row(row)
-            psnr = _number(row.get("final_psnr"))
-            bar.set_postfix_str(f"{row['status']} {'-' if psnr is None else f'{psnr:.1f} dB'}", refresh=False)
-            bar.update(1)
+            fresh[job.key] = record_row(run_job(job), out, on_row, bar)
     return [fresh.get(job.key) or done[job.key] for job in jobs]
+
+
+def jobs_to_run(jobs: Sequence[Job], out: str | Path | None, progress: bool) -> tuple[dict[str, dict], list[Job]]:
+    """The rows already in ``out`` by key, and the jobs still to run (said on stderr with ``progress``)."""
+    done = {row["key"]: row for row in read_rows(out)} if out else {}
+    todo = [job for job in jobs if job.key not in done]
+    if progress:
+        print(f"{len(jobs)} runs, {len(jobs) - len(todo)} already in {out}; {len(todo)} to go, at most "
+              f"{_duration(sum(job.max_seconds for job in todo))} by their time budgets (the bar's estimate is "
+              "better after a few)", file=sys.stderr)
+    return done, todo
+
+
+def record_row(row: dict[str, Any], out: str | Path | None, on_row: Callable | None, bar) -> dict[str, Any]:
+    """A finished run's row appended to ``out``, handed to ``on_row`` and counted on the progress bar."""
+    if out:
+        append_row(out, row)
+    if on_row:
+        on_row(row)
+    psnr = _number(row.get("final_psnr"))
+    bar.set_postfix_str(f"{row['status']} {'-' if psnr is None else f'{psnr:.1f} dB'}", refresh=False)
+    bar.update(1)
+    return row
 
 
 def _duration(seconds: float) -> str:
@@ -396,6 +411,14 @@ def _mean(values: list[float]) -> float | None:
     return statistics.fmean(values) if values else None
 
 
+def _psnr(row: dict[str, Any]) -> float | None:
+    """The run's PSNR; a batch with an exact copy in it has none in its JSON (the mean over its pairs is
+    infinite): its whole batch's MSE says how good it is then."""
+    psnr = _number(row.get("final_psnr"))
+    mse = _number(row.get("final_mse"))
+    return psnr if psnr is not None or mse is None else min(metrics.psnr_from_mse(mse), 999.0)
+
+
 def summarise(rows: Sequence[dict[str, Any]], by: Sequence[str]) -> list[dict[str, Any]]:
     """One line per group of ``by`` values (in first-seen order): success rate (PSNR >= 30 dB), MSE on 0-255 and
     [0,1] (median and mean), median PSNR and SSIM, label accuracy, median seconds. Crashed and skipped runs are
@@ -410,7 +433,7 @@ def summarise(rows: Sequence[dict[str, Any]], by: Sequence[str]) -> list[dict[st
         def column(name: str, rows_: list[dict[str, Any]] = ran) -> list[float]:
             return [x for x in (_number(r.get(name)) for r in rows_) if x is not None]
 
-        psnrs = column("final_psnr")
+        psnrs = [_psnr(r) for r in ran if _psnr(r) is not None]
         lines.append(dict(zip(by, values, strict=True)) | {
             "runs": len(group),
             "errors": sum(r.get("status") == "error" for r in group),
@@ -466,8 +489,8 @@ DLG_DEFENCES = ("", "gaussian:0.0001", "gaussian:0.001", "gaussian:0.01", "gauss
                 "prune:0.2", "prune:0.3", "prune:0.5", "prune:0.7", "fp16", "int8")
 
 # The papers' presets pin DLG's squared L2 distance: the app's default may change, a paper's setting may not.
-_seed_paper = Grid(attacks=("dlg",), models=("cnn",), sizes=(32,), classes=(2,), seeds=(0, 1, 2, 3, 4), steps=300,
-                   max_seconds=60, distance="l2")
+_seed_paper = Grid(attacks=("dlg", "layerwise"), models=("cnn",), sizes=(32,), classes=(2,), seeds=(0, 1, 2, 3, 4),
+                   steps=300, max_seconds=60, distance="l2")
 _idlg = Grid(attacks=("dlg", "idlg"), models=("lenet", "cnn", "mlp"), classes=(2, 10, 100), seeds=(0, 1, 2, 3, 4),
              steps=10, max_seconds=20, base="textbook")
 _defences = Grid(attacks=("dlg",), models=("lenet",), classes=(100,), seeds=(0, 1, 2, 3, 4), defenses=DLG_DEFENCES,
@@ -486,8 +509,12 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         "restored. We count a photo as completely restored when its PSNR is at least 30 dB (MSE at most 65 on "
         "0-255), the line this project uses everywhere; the table's mean MSE (0-255) is the paper's figure. "
         "DLG's squared L2 gradient distance, with the app's optimiser (mid-grey start, strong-Wolfe L-BFGS), not "
-        "DLG's N(0,1) start.",
-        _seed_paper, replace(_seed_paper, images=SAMPLE_NAMES[::3], seeds=(0,), steps=100),
+        "DLG's N(0,1) start. Beside it, the paper's own description of its method, \"gradually extending from "
+        "the fully-connected layer to the convolution layer\": the layer-by-layer attack (R-GAP, Zhu & Blaschko "
+        "2021), which reads the fully-connected layer's input in closed form and walks back through the "
+        "convolutions.",
+        # The quick version stays DLG's two runs: the layer-by-layer rows take a second each in the full grid.
+        _seed_paper, replace(_seed_paper, attacks=("dlg",), images=SAMPLE_NAMES[::3], seeds=(0,), steps=100),
         by=("attack", "model", "size"),
     ),
     Preset(
@@ -551,6 +578,8 @@ def add_parser(commands) -> None:
                    help='each a whole defence list: "none", "prune:0.5", "dp:1:0.1,fp16"')
     p.add_argument("--batch", nargs="+", type=int, help="photos per run (n distinct photos, wrapping round)")
     p.add_argument("--fedavg-steps", nargs="+", type=int, help="local SGD steps before sharing (1: FedSGD)")
+    p.add_argument("--clients", nargs="+", type=int,
+                   help="clients per run, each with --batch photos; the server sees only their aggregate")
     p.add_argument("--steps", type=int, help="step budget of every run")
     p.add_argument("--max-seconds", type=float, help="time budget of every run")
     p.add_argument("--stop-at-psnr", type=float, help="stop a run once it reaches this PSNR (dB)")
@@ -563,9 +592,11 @@ def add_parser(commands) -> None:
 
 
 _AXES = {"images": "images", "attacks": "attacks", "models": "models", "sizes": "sizes", "classes": "classes",
-         "seeds": "seeds", "defenses": "defenses", "batch": "batches", "fedavg_steps": "fedavg_steps"}
+         "seeds": "seeds", "defenses": "defenses", "batch": "batches", "fedavg_steps": "fedavg_steps",
+         "clients": "clients"}
 _BY = {"images": "image", "attacks": "attack", "models": "model", "sizes": "size", "classes": "classes",
-       "seeds": "seed", "defenses": "defenses", "batches": "batch", "fedavg_steps": "fedavg_steps"}
+       "seeds": "seed", "defenses": "defenses", "batches": "batch", "fedavg_steps": "fedavg_steps",
+       "clients": "clients"}
 
 
 def grid_from_args(args) -> tuple[Grid, tuple[str, ...]]:
@@ -584,16 +615,18 @@ def grid_from_args(args) -> tuple[Grid, tuple[str, ...]]:
         by = preset.by
     else:  # group by what varies (the seeds and photos are the repeats)
         by = tuple(_BY[axis] for axis in ("attacks", "models", "sizes", "classes", "defenses", "batches",
-                                          "fedavg_steps") if len(getattr(grid, axis)) > 1) or ("attack", "model")
+                                          "fedavg_steps", "clients")
+                   if len(getattr(grid, axis)) > 1) or ("attack", "model")
     return grid, by
 
 
-def command_experiment(args) -> int:
+def command_experiment(args, run: Callable = run_grid) -> int:
+    """``run``: the runner, ``run_grid`` in this process or ``grid_ray.run_grid_ray`` on Ray's workers."""
     grid, by = grid_from_args(args)
     jobs = grid.jobs()  # BadInputError (exit 2) for a bad photo, setting, defence or batch before anything runs
     if args.out.exists() and not args.out.is_file():
         raise BadInputError(f"{args.out} is not a file.")
-    rows = run_grid(jobs, args.out, progress=not args.quiet)
+    rows = run(jobs, args.out, progress=not args.quiet)
     print(format_summary(summarise(rows, by), by))
     errors = sum(row.get("status") == "error" for row in rows)
     print(f"{len(rows)} runs in {args.out}" + (f", {errors} crashed (see their 'message')" if errors else "")

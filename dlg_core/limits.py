@@ -11,9 +11,28 @@ MAX_ASPECT = 20  # a 10000x10 strip is not a photo we can centre-crop meaningful
 MIN_SIZE, MAX_SIZE = 16, 128  # square resolution the victim sees
 MAX_STEPS = 5000
 MAX_BATCH = 8  # photos in one run (the CLI's repeated --image; the app attacks one photo)
+# The malicious server's imprint attack reads a batch off in closed form (no optimisation), so it may take more:
+# its cost is one gradient of the imprinted model, whose block holds at most MAX_IMPRINT_WEIGHTS numbers.
+MAX_IMPRINT_BATCH = 64
+MAX_IMPRINT_WEIGHTS = 16_000_000  # the imprint block's bins x pixels (64 MB, and as much for its gradient)
+MAX_CLIENTS = 64  # clients whose updates the server aggregates (each has at least one of the run's photos)
 MAX_CLASSES = 1000
 MAX_SECONDS = 300.0  # wall-time budget of one run
 MAX_CONFIG_BYTES = 16 * 1024  # a config JSON, and a link's query string
+
+
+def max_batch(attack: str) -> int:
+    """Photos in one run for this attack: the imprint attack takes a larger batch than the others."""
+    return MAX_IMPRINT_BATCH if attack == "imprint" else MAX_BATCH
+
+
+def batch_problem(attack: str, photos: int) -> str | None:
+    """Why a run of ``attack`` cannot take this many photos, in one line (None if it can)."""
+    most = max_batch(attack)
+    if 1 <= photos <= most:
+        return None
+    extra = f" (the imprint attack takes up to {MAX_IMPRINT_BATCH})" if most < MAX_IMPRINT_BATCH else ""
+    return f"A run of {attack} attacks 1 to {most} photos at once, not {photos}{extra}."
 
 
 def _slots_from_env() -> int:

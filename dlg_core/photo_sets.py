@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import BadInputError
-from .images import SAMPLES, sample_path
+from .images import SAMPLES, decode_image, sample_path
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ SETS = {"report": REPORT, "tune": TUNE}
 def _array(source: str) -> np.ndarray:
     if source.startswith("assets/"):
         name = Path(source).name
-        return np.asarray(Image.open(sample_path(next(s.name for s in SAMPLES if s.filename == name))).convert("RGB"))
+        return np.asarray(decode_image(sample_path(next(s.name for s in SAMPLES if s.filename == name))).image)
     from skimage import data  # lazily: only this module needs it
 
     array = getattr(data, source)()

@@ -9,6 +9,7 @@ gradient distance alone (a small distance can still be a wrong picture).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import threading
@@ -20,8 +21,8 @@ from typing import Any
 import torch
 
 from . import limits, metrics
-from .attacks import ATTACKS, AttackerKnowledge, AttackSettings, Progress
-from .client import ClientReport, compute_fedavg_update, compute_shared_update
+from .attacks import ATTACKS, SERVER_MODELS, AttackerKnowledge, AttackSettings, Progress
+from .client import ClientReport, federated_round
 from .config import AttackConfig
 from .defenses import apply_defenses, parse_defenses
 from .errors import BadInputError
@@ -48,6 +49,11 @@ def cap_threads(threads: int) -> None:
     global _thread_cap
     _thread_cap = max(1, int(threads))
     torch.set_num_threads(_thread_cap)
+
+
+def use_threads(threads: int) -> None:
+    """A run's torch threads, within the process's cap (the float sums of a convolution's backward depend on them)."""
+    torch.set_num_threads(threads if _thread_cap is None else min(threads, _thread_cap))
 
 
 @dataclass(frozen=True)
@@ -132,8 +138,10 @@ class RunResult:
             "gradient_norm": self.gradient_norm,
             "restarts": self.restarts,
             "config": c.to_dict(),
-            "per_image": [dataclasses.asdict(score) for score in f.per_image] if f and f.per_image else None,
+            "per_image": [{name: _finite_or_none(value) for name, value in dataclasses.asdict(score).items()}
+                          for score in f.per_image] if f and f.per_image else None,  # an exact copy: psnr null
             "defenses": [d.spec for d in parse_defenses(c.defenses)],  # applied in this order before sharing
+            "clients": c.clients,  # whose updates the server saw only as their aggregate
         }
 
 
@@ -184,22 +192,28 @@ def prepare_victim(config: AttackConfig, images: torch.Tensor, labels: tuple[int
     images, target = images.to(device), torch.tensor(labels, device=device)
     # A trained victim is confident on these photos by design: say so (the warning) rather than re-train.
     tries = MAX_VICTIM_REDRAWS if config.redraw_weak_victim and not config.trained_steps else 1
+    specs = parse_defenses(config.defenses)
+
+    def defend(update, client: int):  # each client defends its own update (the weak check ignores defences)
+        return apply_defenses(update, specs, config.seed + client)
+
     for attempt in range(tries):
         seed = config.seed + attempt * 1_000_003  # far from the seeds a user steps through by hand
         model = build_model(config.model, config.size, config.classes, seed, config.activation)
         if config.trained_steps:
             model = train_victim(model, config.trained_steps, seed, config.size)
         model = model.to(device)
-        if config.fedavg_steps > 1:
-            report = compute_fedavg_update(model, images, target, config.fedavg_steps, config.fedavg_lr)
-        else:
-            report = compute_shared_update(model, images, target)
+        if config.attack in SERVER_MODELS:  # a malicious server sends its own model instead
+            model = SERVER_MODELS[config.attack](model, tuple(images.shape), seed)
+        sent = model
+        if config.batchnorm_train:  # the client normalises by its batch's statistics and updates its running
+            sent = copy.deepcopy(model).train()  # ones; the server keeps the model as it sent it, in the same mode
+            model.train()
+        report = federated_round(model, images, target, config.clients, config.fedavg_steps, config.fedavg_lr,
+                                 defend if specs else None)
         if not report.weak:
             break
-    if config.defenses:  # after the weak check, which judges the victim's own signal, not the defence's noise
-        defended = apply_defenses(report.update, parse_defenses(config.defenses), config.seed)
-        report = dataclasses.replace(report, update=defended, undefended=report.update)
-    return Victim(model, report, seed)
+    return Victim(sent, report, seed)
 
 
 class AttackRun:
@@ -217,8 +231,12 @@ class AttackRun:
             raise BadInputError(f"Expected images of shape Bx3x{config.size}x{config.size}, got {tuple(images.shape)}.")
         if len(labels) != images.shape[0]:
             raise BadInputError("Give exactly one label per image.")
-        if images.shape[0] > limits.MAX_BATCH:
-            raise BadInputError(f"A run attacks at most {limits.MAX_BATCH} photos at once, not {images.shape[0]}.")
+        problem = limits.batch_problem(config.attack, images.shape[0])
+        if problem:
+            raise BadInputError(problem)
+        if config.clients > images.shape[0]:
+            raise BadInputError(f"{config.clients} clients need at least {config.clients} photos, one each; "
+                                f"the run has {images.shape[0]}.")
         if any(not (0 <= x < config.classes) for x in labels):
             raise BadInputError(f"Labels must be between 0 and {config.classes - 1} for {config.classes} classes.")
         self.config = config
@@ -226,6 +244,7 @@ class AttackRun:
         self.images = images.detach().to(self.device)
         self.labels = labels
         self.stop_event = stop_event or threading.Event()
+        use_threads(config.threads)  # the client's update too: with other threads its last bits, and the run, differ
         self.victim = victim or prepare_victim(config, self.images, labels, self.device)
         # Record the improving points inside each L-BFGS step too (one photo only): a live view plays them
         # back when the attack is too quick to watch. The CLI and the benchmark leave it off.
@@ -242,6 +261,7 @@ class AttackRun:
             shared_update=self.victim.report.update,
             input_shape=tuple(self.images.shape),
             num_classes=self.config.classes,
+            known_labels=self.labels if self.config.labels_known else None,
         )
 
     def _settings(self, steps: int, lr: float, start: Progress | None) -> AttackSettings:
@@ -284,7 +304,7 @@ class AttackRun:
 
     def __iter__(self) -> Iterator[Snapshot]:
         c = self.config
-        torch.set_num_threads(c.threads if _thread_cap is None else min(c.threads, _thread_cap))
+        use_threads(c.threads)
         torch.manual_seed(c.seed)
         attack = ATTACKS[c.attack]
         started = time.perf_counter()

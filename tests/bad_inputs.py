@@ -217,7 +217,7 @@ LINK_CASES: tuple[TextCase, ...] = (
     TextCase("nan", {"lr": "nan"}, ("'lr' must be a finite number",)),
     TextCase("infinity", {"max_seconds": "inf"}, ("'max_seconds' must be a finite number",)),
     TextCase("unknown_key", {"colour": "red"}, ("Unknown setting(s) 'colour'",)),
-    TextCase("batch_1000", {"batch": "1000"}, ("'batch' is not a setting",)),
+    TextCase("batch_1000", {"batch": "1000"}, ("link's batch", "from 1 to 64")),
     TextCase("steps_1e9", {"steps": "1000000000"}, ("'steps' must be between 1 and 5000", "1000000000")),
     TextCase("size_4096", {"size": "4096"}, ("'size' must be between 16 and 128", "4096")),
     TextCase("classes_1e6", {"classes": "1000000"}, ("'classes' must be between 2 and 1000",)),

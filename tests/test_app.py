@@ -73,7 +73,7 @@ def test_how_it_works_renders_with_live_label_chart(app_test):
     no_exception(at)
     assert at.title[0].value == "How it works"
     assert len(at.latex) >= 4
-    assert len(at.get("plotly_chart")) == 2  # the last layer's row sums and its entries
+    assert len(at.get("plotly_chart")) == 3  # the last layer's row sums and its entries; each layer's count
     text = " ".join(m.value for m in at.markdown)
     assert "exactly the true label" in text
     for reference in ("2301.02621", "1906.08935", "2001.02610", "2003.14053"):

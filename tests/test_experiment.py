@@ -181,7 +181,8 @@ def test_presets_follow_the_papers_settings_and_have_quick_versions():
         for job in quick:
             job.config()  # every quick job is a valid run
     seed = PRESETS["seed-paper"].jobs()
-    assert {(j.attack, j.model, j.classes) for j in seed} == {("dlg", "cnn", 2)} and len(seed) == 6 * 5
+    assert {(j.attack, j.model, j.classes) for j in seed} == {("dlg", "cnn", 2), ("layerwise", "cnn", 2)}
+    assert len(seed) == 6 * 5 * 2  # the seed paper's own method (layer by layer) beside DLG
     assert all(j.labels == (next(s.label for s in SAMPLES if s.name == j.images[0]),) for j in seed)
     assert "30 dB" in PRESETS["seed-paper"].description
     # The papers' presets pin DLG's squared distance whatever the app's default becomes.

@@ -164,7 +164,7 @@ def test_cli_image(tmp_path, capsys, case):
 def test_cli_refuses_a_batch_over_the_limit(tmp_path, capsys):
     code, _, err = run_main(capsys, *[a for _ in range(limits.MAX_BATCH + 1) for a in ("--image", CHELSEA)], *TINY)
     assert code == 2
-    one_error_line(err, (f"at most {limits.MAX_BATCH} photos",))
+    one_error_line(err, (f"1 to {limits.MAX_BATCH} photos",))
 
 
 # ---------------------------------------------------------------------------------------------- configs, CLI
@@ -337,7 +337,8 @@ def test_the_page_states_every_limit(app_test):
     no_exception(at)
     panel = next((" ".join(m.value for m in e.markdown) for e in at.expander if e.label.startswith("Limits")), "")
     for fact in (f"{limits.MAX_UPLOAD_MB} MB", f"{limits.MAX_PIXELS / 1e6:g} megapixels",
-                 f"{limits.MIN_SIZE} to {limits.MAX_SIZE} pixels", f"up to {limits.MAX_BATCH}",
+                 f"{limits.MIN_SIZE} to {limits.MAX_SIZE} pixels", f"at most {limits.MAX_BATCH} photos per run",
+                 f"takes up to {limits.MAX_IMPRINT_BATCH}", f"At most {limits.MAX_CLIENTS} clients",
                  f"{limits.MAX_STEPS:,} per run", f"{limits.MAX_SECONDS:g} seconds", "Runs at once:** "):
         assert fact in panel, fact
     assert at.number_input(key="cfg_steps").max == limits.MAX_STEPS
@@ -463,6 +464,8 @@ def test_the_app_caches_only_bundled_samples():
         "ui/photo.py:sample_tensor": ["name", "size"],
         "ui/photo.py:sample_thumbnail": ["name", "px"],
         "ui/defences_view.py:dp_epsilon": ["noise_multiplier"],  # a number from the settings, no photo
+        "ui/batch.py:_crops": ["count", "size"],  # crops of scikit-image's pictures, numbers only
+        "ui/rank_view.py:_sample_stages": ["sample", "config_json", "label"],  # a bundled sample's name; uploads
     }
     assert {s.name for s in SAMPLES} and all(re.fullmatch(r"[a-z_]+", s.name) for s in SAMPLES)
 

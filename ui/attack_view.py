@@ -29,7 +29,7 @@ from dlg_core.metrics import SUCCESS_PSNR
 from dlg_core.run import AttackRun
 from dlg_core.slots import RunSlots
 
-from . import charts, classroom, link, stage
+from . import batch, charts, classroom, link, stage
 from .history import Frame, RunHistory
 from .photo import Photo, sample_tensor
 from .pictures import DISPLAY_PX, ERROR_VMAX, error_map
@@ -211,6 +211,8 @@ LABEL_SOURCE = {
     "idlg": "read off the last layer's gradient before the first step (iDLG)",
     "ig": "read off the last layer's gradient before the first step, as Inverting Gradients does",
     "analytic": "read off the last layer's gradient; the photo itself is solved in closed form, in one step",
+    "imprint": "matched to the gradient each photo's imprint bin received (the photo itself is read off exactly)",
+    "layerwise": "read off the last layer's gradient (iDLG); the photo is then solved layer by layer",
 }
 
 
@@ -308,7 +310,9 @@ def live_attack_view(photo: Photo, config: AttackConfig, label: int, stage_box) 
     on the stage (in ``stage_box``) at a pace people can follow (ui.stage)."""
     try:
         with stage_box, st.spinner("The client computes its gradient..."):
-            run = AttackRun(config, photo.tensor(config.size), (label,), trail=True)
+            images, labels = batch.batch_photos(photo, config.size, config.classes, label,
+                                                batch.photo_count([config.attack], config.clients))
+            run = AttackRun(config, images, labels, trail=True)  # finer frames for the stage (one photo only)
     except BadInputError as err:
         stage_box.error(str(err), icon=":material/error:")
         return
@@ -316,7 +320,7 @@ def live_attack_view(photo: Photo, config: AttackConfig, label: int, stage_box) 
     history = RunHistory.start(st.session_state[KEY_RUNS], run, photo.title, photo.sample)
     st.session_state[KEY_HISTORY] = history
     # The address bar becomes this run's shareable link (a user's own photo is never named in it).
-    st.query_params.from_dict(link.link_params(config, photo.sample, label))
+    st.query_params.from_dict(link.link_params(config, photo.sample, label, len(run.labels)))
 
     player = stage.player_for(history)
     with stage_box:
@@ -473,7 +477,8 @@ def downloads(history: RunHistory) -> None:
 
 def share_box(history: RunHistory) -> None:
     """The link that reproduces this run: the sample's name and the settings, never a user's own photo."""
-    url = link.share_url(link.link_params(history.config, history.sample, history.label_true[0]))
+    url = link.share_url(link.link_params(history.config, history.sample, history.label_true[0],
+                                          len(history.label_true)))
     st.code(url, language=None, wrap_lines=True)
     classroom.show_to_class(url, "attack_lab")
     if history.sample:

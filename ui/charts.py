@@ -184,3 +184,22 @@ def experiment_runs_figure(groups: Sequence[str], psnr: Sequence[float | None], 
                          hovertemplate="%{text}<br>%{y:.1f} dB<extra></extra>", name="runs"))
     fig.update_xaxes(type="category")
     return fig
+
+
+def layer_counts_figure(layers: Sequence[str], unknowns: Sequence[int], forward: Sequence[int],
+                        gradient: Sequence[int], determined: Sequence[bool],
+                        height: int = CHART_HEIGHT) -> go.Figure:
+    """R-GAP's count per layer: the unknowns (the layer's input) beside the equations the update gives on them."""
+    fig = _figure("What each layer gives away", "numbers (log scale)", height)
+    fig.update_layout(showlegend=True, barmode="group", hovermode="x", xaxis_title="layer, photo first",
+                      legend={"orientation": "h", "y": -0.35, "x": 0})
+    fig.add_trace(go.Bar(x=list(layers), y=list(unknowns), name="unknowns (the layer's input)", marker_color=MUTED,
+                         hovertemplate="%{y:,} unknowns<extra></extra>"))
+    equations = [f + g for f, g in zip(forward, gradient, strict=True)]
+    fig.add_trace(go.Bar(x=list(layers), y=equations, name="equations (green: enough, red: too few)",
+                         marker_color=[GOOD if d else ACCENT for d in determined],
+                         customdata=list(zip(forward, gradient, strict=True)),
+                         hovertemplate="%{y:,} equations: %{customdata[0]:,} from the output, "
+                                       "%{customdata[1]:,} from the weight gradient<extra></extra>"))
+    fig.update_yaxes(type="log", dtick=1, tickformat="~s")  # 1k, 10k, 100k: powers of ten only
+    return fig

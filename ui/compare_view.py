@@ -17,16 +17,17 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dlg_core import limits
+from dlg_core.attacks import SERVER_MODELS
 from dlg_core.config import ATTACK_NAMES, AttackConfig
 from dlg_core.errors import BadInputError
 from dlg_core.metrics import SUCCESS_PSNR
 from dlg_core.run import AttackRun, prepare_victim
 
-from . import attack_view, charts
+from . import attack_view, batch, charts
 from .history import Frame, RunHistory
 from .photo import KEY_SOURCE, Photo
 from .pictures import ERROR_VMAX, error_map
-from .settings import ANALYTIC_NOTE, ATTACK_LABELS, TRAINED_NOTE, class_name
+from .settings import ANALYTIC_NOTE, ATTACK_LABELS, LAYERWISE_NOTE, TRAINED_NOTE, class_name
 
 KEY_COMPARISON = "comparison"
 KEY_COUNT = "comparison_count"
@@ -38,12 +39,15 @@ DEFAULT_ATTACKS = ("dlg", "idlg", "ig")
 # default victim, 32-35 s on LeNet (whose L-BFGS runs take all their steps).
 DEFAULT_STEPS = 300
 MAX_ATTACKS = 4
-SHORT_NAMES = {"dlg": "DLG", "idlg": "iDLG", "ig": "Inverting Gradients", "analytic": "Closed form"}
-BADGES = {"dlg": "blue", "idlg": "red", "ig": "orange", "analytic": "green"}  # the chart's colours, roughly
+SHORT_NAMES = {"dlg": "DLG", "idlg": "iDLG", "ig": "Inverting Gradients", "analytic": "Closed form",
+               "imprint": "Malicious server", "layerwise": "Layer by layer"}
+BADGES = {"dlg": "blue", "idlg": "red", "ig": "orange", "analytic": "green",
+          "imprint": "violet", "layerwise": "gray"}  # the chart's colours, roughly
 X_CHOICES = ("seconds", "evals", "step")
 X_TITLES = {"seconds": "seconds", "evals": "gradient evaluations", "step": "attack step"}
 # One colour per attack, the same in the chart and (roughly, Streamlit's named colours) in the headings.
-ATTACK_COLOURS = {"dlg": "#7aa2ff", "idlg": charts.ACCENT, "ig": "#f7b267", "analytic": charts.GOOD}
+ATTACK_COLOURS = {"dlg": "#7aa2ff", "idlg": charts.ACCENT, "ig": "#f7b267", "analytic": charts.GOOD,
+                  "imprint": "#c792ea", "layerwise": "#5fd7d7"}
 
 ORDER_NOTE = ("The attacks run one after another on the same shared update, each on one CPU core: every "
               "attack's seconds, evaluations and result are its own, the same as a run of it alone.")
@@ -124,11 +128,18 @@ def attack_choice(model: str) -> tuple[list[str], int]:
                                help="Each attack's budget of optimisation steps (the closed form needs one).")
     if len(attacks) < 2:
         st.info("Choose at least two attacks to compare.", icon=":material/compare_arrows:")
+    if "imprint" in attacks:
+        with st.columns([1, 3])[0]:
+            batch.batch_size_input()
+        st.caption("The malicious server sends an imprinted model: its attack gets that model's update, the "
+                   "honest ones the plain victim's, both computed on the same batch.")
     if "analytic" in attacks:
         st.caption(ANALYTIC_NOTE)
         if model != "mlp":
             st.caption(":material/info: On this victim the closed form does not apply and will be skipped, "
                        "with a note: pick the MLP victim to see it.")
+    if "layerwise" in attacks:
+        st.caption(LAYERWISE_NOTE)
     return list(attacks), int(steps)
 
 
@@ -313,6 +324,20 @@ def _configs(base: AttackConfig, attacks: list[str], steps: int) -> tuple[dict[s
     return configs, notes
 
 
+def _runs(configs: dict[str, AttackConfig], images, labels, notes: dict[str, str]) -> dict[str, AttackRun]:
+    """One run per attack; the honest ones share one victim's update, the malicious server has its own."""
+    victims, runs = {}, {}
+    for attack, config in configs.items():
+        server = attack if attack in SERVER_MODELS else "honest"
+        try:
+            if server not in victims:
+                victims[server] = prepare_victim(config, images, labels)
+            runs[attack] = AttackRun(config, images, labels, victim=victims[server])
+        except BadInputError as err:  # too many photos for an honest attack, say
+            notes[attack] = str(err)
+    return runs
+
+
 def live_comparison(photo: Photo, base: AttackConfig, label: int, attacks: list[str], steps: int) -> None:
     """Build the victim once, then animate each attack on its update in turn, storing every snapshot."""
     configs, notes = _configs(base, attacks, steps)
@@ -320,15 +345,13 @@ def live_comparison(photo: Photo, base: AttackConfig, label: int, attacks: list[
         st.error("None of the chosen attacks applies to this victim: " + " ".join(notes.values()),
                  icon=":material/error:")
         return
-    images, labels = photo.tensor(base.size), (label,)
-    try:
-        spinner = "The client computes its update" + (" (training the victim first)..." if base.trained_steps
-                                                      else "...")
-        with st.spinner(spinner):
-            victim = prepare_victim(next(iter(configs.values())), images, labels)
-            runs = {a: AttackRun(c, images, labels, victim=victim) for a, c in configs.items()}
-    except BadInputError as err:
-        st.error(str(err), icon=":material/error:")
+    images, labels = batch.batch_photos(photo, base.size, base.classes, label,
+                                        batch.photo_count(list(configs), base.clients))
+    spinner = "The client computes its update" + (" (training the victim first)..." if base.trained_steps else "...")
+    with st.spinner(spinner):
+        runs = _runs(configs, images, labels, notes)
+    if not runs:
+        st.error(" ".join(notes.values()), icon=":material/error:")
         return
     st.session_state[KEY_COUNT] = st.session_state.get(KEY_COUNT, 0) + 1
     run_id = st.session_state[KEY_COUNT]

@@ -23,6 +23,10 @@ MAX_FRAMES = 300
 TOP_LABELS = 5  # label probabilities kept per frame (of up to 1000 classes)
 
 
+def _arrays(images) -> np.ndarray:
+    return np.stack([tensor_to_numpy(image[None]) for image in images.detach().cpu()])
+
+
 @dataclass(frozen=True)
 class Frame:
     step: int
@@ -54,6 +58,9 @@ class RunHistory:
     frames: list[Frame] = field(default_factory=list)
     latest: Frame | None = None
     result: dict | None = None  # RunResult.to_json_dict() when the run ended by itself
+    batch_original: np.ndarray | None = None  # B x H x W x 3 uint8, a batch run's photos (None for one photo)
+    batch_final: np.ndarray | None = None  # the reconstructions, paired with batch_original, at the end
+    batch_psnr: list[float] | None = None
     _stride: int = 1
     _seen: int = 0
 
@@ -66,6 +73,7 @@ class RunHistory:
             gradient_numel=report.update.numel, gradient_norm=report.update.norm, victim_loss=report.loss,
             victim_true_probability=report.true_label_probability, victim_seed=run.victim.seed,
             warning=report.warning,
+            batch_original=_arrays(run.images) if run.images.shape[0] > 1 else None,
         )
 
     @property
@@ -135,6 +143,9 @@ class RunHistory:
         self.status, self.message = result.status, result.message
         self.result = result.to_json_dict()
         self._keep_latest_frame()
+        if self.batch_original is not None and result.final is not None:
+            self.batch_final = _arrays(result.final.image)
+            self.batch_psnr = [score.psnr for score in result.final.per_image]
 
     def stop(self, message: str = "Stopped on request: everything reached so far is kept.") -> None:
         """The run was interrupted (Stop, or the page changed under it): keep what it reached."""

@@ -30,7 +30,9 @@ def limit_lines(slots: int) -> list[str]:
         f"megapixels, each side at least {limits.MIN_SIDE} pixels and the long side at most {limits.MAX_ASPECT} "
         "times the short one.",
         f"**Resolution:** the client trains on {limits.MIN_SIZE} to {limits.MAX_SIZE} pixels per side.",
-        f"**Batch:** one photo per run here (the command line takes up to {limits.MAX_BATCH}).",
+        f"**Batch:** one photo per client and at most {limits.MAX_BATCH} photos per run; the malicious server's "
+        f"imprint attack takes up to {limits.MAX_IMPRINT_BATCH} (its batch: your photo, the bundled samples, then "
+        f"crops of scikit-image's pictures). At most {limits.MAX_CLIENTS} clients.",
         f"**Steps:** at most {limits.MAX_STEPS:,} per run.",
         f"**Time:** each run stops at its time budget, at most {limits.MAX_SECONDS:g} seconds.",
         f"**Runs at once:** {slots} on this server, with {limits.THREADS_PER_RUN} CPU thread each; "

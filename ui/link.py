@@ -1,7 +1,8 @@
 """Shareable links: a run's settings, and a bundled sample's name, in the URL's query parameters.
 
 A link carries ``sample=<name>``, ``label=<n>`` when the true label is not the sample's own animal, and the
-settings that differ from the defaults (``AttackConfig.to_query_params``), and ``v=2``, the link format. A
+settings that differ from the defaults (``AttackConfig.to_query_params``), ``batch=<n>`` for the malicious
+server's batch (the imprint attack), and ``v=2``, the link format. A
 user's own photo is never put in a link: its link carries the settings alone. Opening a link restores all of
 that and replays the run.
 
@@ -23,7 +24,7 @@ from dlg_core.config import AttackConfig
 from dlg_core.errors import BadInputError
 from dlg_core.images import SAMPLES, sample
 
-from . import photo, settings
+from . import batch, photo, settings
 
 KEY_READ = "link_read"
 KEY_ERROR = "link_error"
@@ -39,6 +40,7 @@ class SharedLink:
     sample: str | None
     label: int | None
     config: AttackConfig
+    batch: int | None = None  # the malicious server's batch (not a run setting: the run's photos)
 
 
 def parse_link(params: Mapping[str, str]) -> SharedLink | None:
@@ -51,6 +53,7 @@ def parse_link(params: Mapping[str, str]) -> SharedLink | None:
                             f"{limits.MAX_CONFIG_BYTES // 1024} KB.")
     sample_name = params.pop("sample", None)
     label_text = params.pop("label", None)
+    batch_text = params.pop("batch", None)
     version = params.pop("v", "1")
     if version == "1":
         params = FIRST_LINK_DEFAULTS | params
@@ -68,7 +71,16 @@ def parse_link(params: Mapping[str, str]) -> SharedLink | None:
         if not 0 <= label < config.classes:
             raise BadInputError(f"The link's label must be between 0 and {config.classes - 1} for "
                                 f"{config.classes} classes, not {label}.")
-    return SharedLink(sample_name, label, config)
+    return SharedLink(sample_name, label, config, _batch(batch_text))
+
+
+def _batch(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= limits.MAX_IMPRINT_BATCH:
+        raise BadInputError(f"The link's batch {short(text)} must be a whole number from 1 to "
+                            f"{limits.MAX_IMPRINT_BATCH}.")
+    return int(text)
 
 
 def short(text: str, limit: int = 40) -> str:
@@ -90,9 +102,11 @@ MARKDOWN_CHARS = set("\\`*~$[]<>")  # code, emphasis, maths, links/images/direct
 AUTOLINKS = (("://", ":\u200b//"), ("www.", "www\u200b."), ("@", "\u200b@"))
 
 
-def link_params(config: AttackConfig, sample_name: str | None, label: int) -> dict[str, str]:
+def link_params(config: AttackConfig, sample_name: str | None, label: int, photos: int = 1) -> dict[str, str]:
     """The query parameters that reproduce a run; only a bundled sample is named, never a user's photo."""
     params: dict[str, str] = {"v": LINK_VERSION}
+    if config.attack == "imprint":
+        params["batch"] = str(photos)
     if sample_name is not None:
         params["sample"] = sample_name
         if label != sample(sample_name).label:
@@ -125,6 +139,8 @@ def apply_shared_link() -> bool:
         photo.select_sample(link.sample)
     if link.label is not None:
         st.session_state[settings.KEY_LABEL] = link.label
+    if link.batch is not None:
+        st.session_state[batch.KEY_BATCH] = link.batch
     if link.sample is None:
         st.session_state[KEY_NOTE] = ("This link carries the settings of a run on the sender's own photo; "
                                       "that photo is never shared. Pick a photo and press Run.")

@@ -18,7 +18,7 @@ from dlg_core.images import CLASS_NAMES, SAMPLES
 FIELD_KEYS = {name: f"cfg_{name}" for name in (
     "model", "attack", "size", "classes", "steps", "seed", "distance", "init", "lr", "max_iter", "history_size",
     "line_search", "lbfgs", "precision", "threads", "max_seconds", "redraw_weak_victim", "activation", "trained_steps",
-    "fedavg_steps", "fedavg_lr") if hasattr(DEFAULT, name)}
+    "fedavg_steps", "fedavg_lr", "clients", "labels_known", "batchnorm_train") if hasattr(DEFAULT, name)}
 KEY_LABEL = "cfg_label"
 KEY_LARGE = "cfg_large_images"
 KEY_BASE = "cfg_base"  # the config the widgets start from: DEFAULT, or a shared link's
@@ -30,7 +30,9 @@ MODEL_LABELS = {"wide_cnn": "Wide CNN (the default)", "lenet": "LeNet (DLG's vic
                 "cnn": "CNN (the seed paper's kind)",
                 "mlp": "MLP (fully connected)", "resnet": "ResNet (small, deeper)"}
 ATTACK_LABELS = {"dlg": "DLG (Zhu et al. 2019)", "idlg": "iDLG (Zhao et al. 2020)",
-                 "ig": "Inverting Gradients (Geiping et al. 2020)", "analytic": "Closed form (MLP victims only)"}
+                 "ig": "Inverting Gradients (Geiping et al. 2020)", "analytic": "Closed form (MLP victims only)",
+                 "imprint": "Malicious server: imprint (Fowl et al. 2022)",
+                 "layerwise": "Layer by layer (R-GAP; the seed paper's method)"}
 DISTANCE_LABELS = {"l2": "L2, squared (the papers')", "nl2": "L2, normalised", "cosine": "Cosine (Geiping et al.)"}
 INIT_LABELS = {"grey": "mid-grey", "normal": "random normal (DLG's)", "uniform": "random uniform"}
 ACTIVATION_LABELS = {"sigmoid": "sigmoid (smooth: DLG's)", "tanh": "tanh", "relu": "ReLU (what people train)"}
@@ -43,6 +45,13 @@ ANALYTIC_NOTE = (
     "so each row is the photos added up with different weights, and dividing gives a weighted average of "
     "them. Only a unit that a single photo switches on gives that photo clean (the command line attacks "
     "batches: `--image`, repeated).")
+# Shown wherever the layer-by-layer attack can be chosen (the reasons: dlg_core/attacks/layerwise.py's docstring).
+LAYERWISE_NOTE = (
+    "**Layer by layer** reads the fully-connected layer's input straight off its gradient, then undoes each "
+    "convolution below by least squares (its output and its own weight gradient give linear equations on its "
+    "input), down to the photo: no gradient matching where every layer has enough equations. It needs "
+    "activations it can undo (sigmoid, tanh: not ReLU), no ResNet, and one photo (with a batch, each row gives a "
+    "mixture of the photos' features). *How it works* shows each layer's recovered features for your photo.")
 # Shown wherever a trained victim can be chosen (dlg_core/training.py measures it; client.py flags weak updates).
 TRAINED_NOTE = ("**A trained victim leaks differently.** It is confident on photos like the ones it learnt from, "
                 "and every gradient starts from (p - y) at the output: near p = 100% they all shrink, so the "
@@ -138,7 +147,8 @@ def _main_settings(choose_attack: bool = True) -> None:
                               "layer's gradient, then rebuilds only the photo; Inverting Gradients matches the "
                               "gradient's direction with a smoothness prior; the closed form reads an MLP's "
                               "input straight off its first layer (exact for one photo; for a batch it gives "
-                              "mixtures of the photos).")
+                              "mixtures of the photos); the malicious server changes the model it sends so that "
+                              "a whole batch can be read off, exactly.")
         st.selectbox("Gradient distance", cfg.DISTANCE_NAMES, key=k["distance"], format_func=_label(DISTANCE_LABELS),
                      persist_state=PERSIST,
                      help="How the attacker scores the mismatch between its guess's gradient and the "
@@ -165,6 +175,8 @@ def _main_settings(choose_attack: bool = True) -> None:
                                  "(it stops early when it has converged).")
     if choose_attack and st.session_state[k["attack"]] == "analytic":
         st.caption(ANALYTIC_NOTE)
+    if choose_attack and st.session_state[k["attack"]] == "layerwise":
+        st.caption(LAYERWISE_NOTE)
 
 
 def _victim_settings() -> None:

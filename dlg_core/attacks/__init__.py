@@ -4,10 +4,15 @@ from .analytic import analytic
 from .base import AttackerKnowledge, AttackSettings, Progress, infer_labels_from_last_layer
 from .dlg import dlg
 from .idlg import idlg
+from .imprint import imprint, malicious_model
 from .inverting import ig
 from .labels import LabelCounts, infer_batch_labels, label_counts
+from .layerwise import layerwise
 
-ATTACKS = {"dlg": dlg, "idlg": idlg, "ig": ig, "analytic": analytic}
+ATTACKS = {"dlg": dlg, "idlg": idlg, "ig": ig, "analytic": analytic, "imprint": imprint,
+           "layerwise": layerwise}
+# What a malicious server sends the clients instead of the plain victim: (victim, input shape, seed) -> model.
+SERVER_MODELS = {"imprint": malicious_model}
 
-__all__ = ["ATTACKS", "AttackerKnowledge", "AttackSettings", "LabelCounts", "Progress", "infer_batch_labels",
-           "infer_labels_from_last_layer", "label_counts"]
+__all__ = ["ATTACKS", "SERVER_MODELS", "AttackerKnowledge", "AttackSettings", "LabelCounts", "Progress",
+           "infer_batch_labels", "infer_labels_from_last_layer", "label_counts"]

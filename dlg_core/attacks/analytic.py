@@ -110,7 +110,7 @@ def recover_inputs(weight_grad: torch.Tensor, bias_grad: torch.Tensor, batch: in
     return _most_distinct(pool, batch, _agreed_images(pool, batch))
 
 
-def _distance(candidate: tuple[torch.Tensor, ...], target: tuple[torch.Tensor, ...], kind: str) -> float:
+def distance_by_layer(candidate: tuple[torch.Tensor, ...], target: tuple[torch.Tensor, ...], kind: str) -> float:
     """base.gradient_distance's formulas from per-layer dot products: at 224 px the first layer alone has 38M
     weights, and concatenating the whole gradient twice took longer than all the rest of the attack."""
     dot = cand_sq = targ_sq = diff_sq = 0.0
@@ -150,13 +150,17 @@ def _closed_form(knowledge: AttackerKnowledge, settings: AttackSettings, layer: 
 
     labels = infer_batch_labels(knowledge)
     label_probs = F.one_hot(torch.tensor(labels), knowledge.num_classes).float()
-    # One gradient evaluation (replaying FedAvg's local steps if any), to report how well the reconstruction
-    # explains the shared update.
-    update = knowledge.shared_update
+    distance = update_distance(knowledge, images, label_probs, settings.distance)
+    yield Progress(step=1, evals=1, reconstruction=images.detach().to("cpu", torch.float32, copy=True),
+                   label_guess=labels, label_probs=label_probs, gradient_distance=distance)
+
+
+def update_distance(knowledge: AttackerKnowledge, images: torch.Tensor, label_probs: torch.Tensor,
+                    kind: str) -> float:
+    """One gradient evaluation (replaying FedAvg's local steps if any): how well these images explain the update."""
+    model, update = knowledge.model, knowledge.shared_update
     parameter = next(model.parameters())
     candidate = local_training_update(model, images.to(device=parameter.device, dtype=parameter.dtype),
                                       label_probs.to(device=parameter.device, dtype=parameter.dtype),
                                       update.local_steps, update.local_lr)
-    distance = _distance(candidate, gradients, settings.distance)
-    yield Progress(step=1, evals=1, reconstruction=images.detach().to("cpu", torch.float32, copy=True),
-                   label_guess=labels, label_probs=label_probs, gradient_distance=distance)
+    return distance_by_layer(candidate, update.gradients, kind)

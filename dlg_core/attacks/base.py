@@ -25,6 +25,8 @@ class AttackerKnowledge:
     shared_update: SharedUpdate
     input_shape: tuple[int, int, int, int]  # batch, channels, height, width
     num_classes: int
+    # Only under a threat model where the server knows the batch's labels (``labels_known``); None otherwise.
+    known_labels: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class Progress:
     gradient_distance: float
     label_logits: torch.Tensor | None = None  # DLG's current dummy label, to restart from
     restart: int = 0  # which of an attack's restarts the reconstruction comes from (Inverting Gradients)
+    stage: str | None = None  # the layer a layer-by-layer attack has just recovered (attacks/layerwise.py)
+    features: torch.Tensor | None = None  # that layer's recovered input, CPU: C x H x W, or a flat vector
     trail: tuple[TrailPoint, ...] = ()  # with AttackSettings.trail: the improving points before this one
 
 

@@ -9,4 +9,4 @@ from .lbfgs_matching import match_gradients
 
 
 def dlg(knowledge: AttackerKnowledge, settings: AttackSettings) -> Iterator[Progress]:
-    return match_gradients(knowledge, settings, known_labels=None)
+    return match_gradients(knowledge, settings, known_labels=knowledge.known_labels)  # learnt unless known

@@ -15,7 +15,9 @@ from .lbfgs_matching import match_gradients
 
 def idlg(knowledge: AttackerKnowledge, settings: AttackSettings) -> Iterator[Progress]:
     batch = knowledge.input_shape[0]
-    if batch == 1:
+    if knowledge.known_labels is not None:
+        labels = knowledge.known_labels
+    elif batch == 1:
         labels = infer_labels_from_last_layer(knowledge.shared_update, knowledge.num_classes)
     else:
         labels = infer_batch_labels(knowledge)

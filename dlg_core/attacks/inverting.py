@@ -56,7 +56,7 @@ def ig(knowledge: AttackerKnowledge, settings: AttackSettings) -> Iterator[Progr
     local_steps, local_lr = knowledge.shared_update.local_steps, knowledge.shared_update.local_lr
     generator = torch.Generator().manual_seed(settings.seed)
 
-    label_guess = infer_batch_labels(knowledge)
+    label_guess = knowledge.known_labels or infer_batch_labels(knowledge)
     label_probs = F.one_hot(torch.tensor(label_guess, device=device), knowledge.num_classes).to(dtype)
     restarts = max(1, settings.restarts)
     evals = step = 0
