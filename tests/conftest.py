@@ -279,7 +279,9 @@ def choose(page, label: str, option: str) -> None:
     closed, so open it again until the option shows. A setting folded away is unfolded first."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    if not page.get_by_role("combobox", name=label, exact=True).is_visible():
+    try:
+        page.get_by_role("combobox", name=label, exact=True).wait_for(timeout=5_000)
+    except PlaywrightTimeout:  # folded away (the Attack lab's and Compare's settings)
         open_fold(page, "Change the setting")
     for _ in range(5):
         page.get_by_role("combobox", name=label, exact=True).click()
