@@ -7,9 +7,9 @@ from ui import attack_view, classroom, defences_view, host, link, photo
 defences_view.settle_interrupted_comparison()
 
 st.title("Defences")
-st.markdown("A client can blur its update before sharing it (noise, clipping, pruning, rounding). Each strength "
-            "gets its own run of the same attack beside the undefended one: where does the leak stop, and at what "
-            "cost to learning?")
+st.markdown("A client can blur its update before sharing it: noise, clipping, pruning, rounding or signs, mixing, "
+            "or Soteria's pruning. Each strength gets its own run of the same attack beside the undefended one, and "
+            "a second by an attacker who knows the defence: where does the leak stop, for whom, at what cost?")
 
 chosen = photo.photo_fold(defences_view.current_size())
 with st.expander("Change the setting: attack, victim, defence and its strengths", icon=":material/tune:",

@@ -63,7 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--restarts", type=int, default=d.restarts, help="Inverting Gradients' restarts")
     run.add_argument("--defense", action="append", metavar="SPEC",
                      help="what the client does to its update before sharing, repeatable and applied in order: "
-                          "gaussian:SCALE, laplace:SCALE, dp:CLIP:MULTIPLIER, prune:FRACTION_REMOVED, fp16, int8")
+                          "gaussian:SCALE, laplace:SCALE, dp:CLIP:MULTIPLIER, prune:FRACTION_REMOVED, fp16, int8, "
+                          "sign, mixup:SHARE, soteria:FRACTION_REMOVED")
+    run.add_argument("--adaptive", action="store_true", default=d.adaptive,
+                     help="the attacker knows the defence the protocol prescribes and adapts to it (masks pruned "
+                          "entries, matches signs, weighs by the noise scale, unmixes MixUp)")
     run.add_argument("--clients", type=int, default=d.clients,
                      help="clients sharing the photos (photo i to client i mod K); the server sees only the "
                           f"aggregate of their updates (secure aggregation); 1 to {limits.MAX_CLIENTS}")
@@ -119,7 +123,7 @@ def config_from_args(args: argparse.Namespace) -> AttackConfig:
         name: getattr(args, name)
         for name in ("attack", "model", "size", "classes", "steps", "seed", "distance", "lr", "init",
                      "line_search", "precision", "threads", "device", "max_seconds", "activation", "trained_steps",
-                     "fedavg_steps", "fedavg_lr", "tv_weight", "restarts", "clients")
+                     "fedavg_steps", "fedavg_lr", "tv_weight", "restarts", "clients", "adaptive")
         if given is None or name in given
     }
     if given is None or "defense" in given:

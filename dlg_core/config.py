@@ -73,6 +73,8 @@ class AttackConfig:
     # which the attacker never sees (only the model as it sent it)?
     labels_known: bool = False
     batchnorm_train: bool = False
+    # The attacker knows the defence the protocol prescribes (``defenses``) and adapts to it (attacks/adaptive.py).
+    adaptive: bool = False
 
     def __post_init__(self) -> None:
         _validate(self)

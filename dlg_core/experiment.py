@@ -43,17 +43,18 @@ SAMPLE_NAMES = tuple(s.name for s in SAMPLES)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 # Who did not run: an impossible combination (e.g. the closed-form attack on a convolutional victim) and a crash.
 NOT_RUN = ("skipped", "error")
-# The client's step when measuring what a defence costs the learning: at 0.1 one step along the true gradient
-# already drives these small victims' loss on their own photo to about 0 (measured), hiding any shortfall.
-COST_LR = 0.01
+ATTACKERS = ("naive", "adaptive")  # the adaptive attacker knows the prescribed defence (attacks/adaptive.py)
 _KEY_END = re.compile(r"#[0-9a-f]{12}$")  # a key ends with its hash: a row cut short has no valid key
 
-JOB_COLUMNS = ("image", "attack", "model", "size", "classes", "seed", "defenses", "batch", "fedavg_steps", "clients")
+JOB_COLUMNS = ("image", "attack", "model", "size", "classes", "seed", "defenses", "batch", "fedavg_steps", "clients",
+               "attacker")
 RESULT_COLUMNS = (
     "status", "steps_run", "evals", "seconds", "seconds_to_30db", "evals_to_30db", "label_true", "label_guess",
     "label_correct", "label_accuracy", "final_mse", "final_mse_255", "final_psnr", "final_ssim", "message", "warning",
     "victim_seed", "gradient_norm", "restarts", "update_cosine", "update_relative_error", "loss_before",
     "loss_after_true", "loss_after_defended", "per_image", "config",
+    # What the defence costs a small federated model (dlg_core/utility.py): test accuracy after the rounds.
+    "utility_accuracy", "utility_accuracy_undefended", "utility_rounds", "utility_clients",
 )
 COLUMNS = (*JOB_COLUMNS, *RESULT_COLUMNS, "key")  # the key last: a row cut short mid-write never looks complete
 
@@ -124,6 +125,7 @@ class Job:
     stop_at_psnr: float | None = None  # stop a run once it is this good (measures success, saves time)
     base: str = "default"  # the settings a run starts from: "default" (the app's) or "textbook" (DLG's)
     distance: str = ""  # the gradient distance, when it must not follow the base (a paper's, e.g. "l2")
+    attacker: str = "naive"  # or "adaptive": knows the prescribed defence
 
     @property
     def batch(self) -> int:
@@ -136,6 +138,7 @@ class Job:
         return base.replace(attack=self.attack, model=self.model, size=self.size, classes=self.classes,
                             seed=self.seed, defenses=self.defenses, fedavg_steps=self.fedavg_steps,
                             clients=self.clients, steps=self.steps, max_seconds=self.max_seconds, threads=1,
+                            adaptive=self.attacker == "adaptive",
                             **({"distance": self.distance} if self.distance else {}))
 
     @property
@@ -144,6 +147,8 @@ class Job:
         run's whole config (so a changed setting, or a changed default, is a new row)."""
         try:
             setting: dict[str, Any] = self.config().to_dict()
+            if not setting["adaptive"]:
+                del setting["adaptive"]  # the naive attacker's keys stay those of the rows made before it existed
         except BadInputError:  # an impossible combination: its own fields say what it was
             setting = {f.name: getattr(self, f.name) for f in fields(self)}
         text = json.dumps({"images": self.images, "labels": self.labels, "stop_at_psnr": self.stop_at_psnr,
@@ -151,14 +156,15 @@ class Job:
         digest = hashlib.sha1(text.encode()).hexdigest()[:12]
         return (f"{'+'.join(Path(name).name for name in self.images)}|{self.attack}|{self.model}|{self.size}px"
                 f"|c{self.classes}|s{self.seed}|{self.defenses or 'none'}|b{self.batch}|k{self.fedavg_steps}"
-                + (f"|n{self.clients}" if self.clients > 1 else "") +
-                f"#{digest}")
+                + (f"|n{self.clients}" if self.clients > 1 else "")
+                + f"{'|adaptive' if self.attacker == 'adaptive' else ''}#{digest}")
 
     def identity(self) -> dict[str, Any]:
         """The row's job columns."""
         return {"image": "+".join(self.images), "attack": self.attack, "model": self.model, "size": self.size,
                 "classes": self.classes, "seed": self.seed, "defenses": self.defenses or "none",
-                "batch": self.batch, "fedavg_steps": self.fedavg_steps, "clients": self.clients, "key": self.key}
+                "batch": self.batch, "fedavg_steps": self.fedavg_steps, "clients": self.clients,
+                "attacker": self.attacker, "key": self.key}
 
 
 def _label(photo: Photo, index: int, classes: int) -> int:
@@ -192,6 +198,7 @@ class Grid:
     steps_by_attack: tuple[tuple[str, int], ...] = ()  # e.g. (("ig", 1000),): Adam needs more steps
     omit_impossible: bool = False  # leave out combinations a run would refuse, instead of "skipped" rows
     photo_per_seed: bool = False  # seed s attacks photo s only, instead of every photo
+    attackers: tuple[str, ...] = ("naive",)  # "adaptive" adds a run by an attacker who knows the defence
 
     def check(self) -> None:
         """Each axis value alone must be a valid setting (BadInputError otherwise); only combinations that no
@@ -207,8 +214,11 @@ class Grid:
                 cfg.DEFAULT.replace(**{setting: value}, **({"model": "mlp"} if setting == "attack" else {}))
         for steps in (self.steps, *dict(self.steps_by_attack).values()):
             cfg.DEFAULT.replace(steps=steps, max_seconds=self.max_seconds)
-        if not self.attacks or not self.models or not self.seeds or not self.defenses:
+        if not self.attacks or not self.models or not self.seeds or not self.defenses or not self.attackers:
             raise BadInputError("Every axis of the grid needs at least one value.")
+        for attacker in self.attackers:
+            if attacker not in ATTACKERS:
+                raise BadInputError(f"Unknown attacker {attacker!r}: choose {' or '.join(ATTACKERS)}.")
 
     def jobs(self) -> list[Job]:
         self.check()
@@ -231,7 +241,7 @@ class Grid:
                                 for n, clients in itertools.product(self.batches, self.clients):
                                     chosen = [(start + t) % len(photos) for t in range(n * clients)]
                                     for k in self.fedavg_steps:
-                                        for defenses in defence_lists:
+                                        for defenses, attacker in _defended(defence_lists, self.attackers):
                                             job = Job(
                                                 images=tuple(photos[i].name for i in chosen),
                                                 labels=tuple(_label(photos[i], i, classes) for i in chosen),
@@ -239,11 +249,16 @@ class Grid:
                                                 seed=seed, defenses=defenses, fedavg_steps=k, clients=clients,
                                                 steps=steps.get(attack, self.steps), max_seconds=self.max_seconds,
                                                 stop_at_psnr=self.stop_at_psnr, base=self.base,
-                                                distance=self.distance)
+                                                distance=self.distance, attacker=attacker)
                                             if self.omit_impossible and _impossible(job):
                                                 continue
                                             jobs.append(job)
         return jobs
+
+
+def _defended(defence_lists: Sequence[str], attackers: Sequence[str]) -> list[tuple[str, str]]:
+    """Each defence list with each attacker, but no adaptive attacker without a defence (it would be the naive)."""
+    return [(d, a) for d in defence_lists for a in attackers if d or a == "naive" or "naive" not in attackers]
 
 
 def _impossible(job: Job) -> bool:
@@ -265,6 +280,7 @@ def run_job(job: Job, stop_event: threading.Event | None = None, images: torch.T
     """Run one job; the row it gives. Never raises for a failed run: a crash is status "error" with its message,
     an impossible combination status "skipped". ``images``: the job's photos, when the caller has them already."""
     from .run import AttackRun  # the attack stack imports in a moment; keep `import experiment` light
+    from .utility import utility
 
     row: dict[str, Any] = job.identity()
     try:
@@ -289,7 +305,8 @@ def run_job(job: Job, stop_event: threading.Event | None = None, images: torch.T
         if reached and not asked and result["status"] == "stopped":
             result["status"], result["message"] = "ok", f"Stopped at {job.stop_at_psnr:g} dB (success)."
         report = run.victim.report
-        cost = learning_cost(run.victim.model, run.images, job.labels, report.true_update, report.update, COST_LR)
+        cost = learning_cost(run.victim.model, run.images, job.labels, report.true_update, report.update)
+        learning = utility(job.defenses)
     except Exception as err:  # noqa: BLE001 - a crashed run must be a row, never a lost one
         return row | {"status": "error", "message": f"{type(err).__name__}: {err}"[:500],
                       "seconds": round(time.perf_counter() - started, 4)}
@@ -301,6 +318,8 @@ def run_job(job: Job, stop_event: threading.Event | None = None, images: torch.T
     row |= {"update_cosine": cost.cosine, "update_relative_error": cost.relative_error,
             "loss_before": cost.loss_before, "loss_after_true": cost.loss_after_true,
             "loss_after_defended": cost.loss_after_defended}
+    row |= {"utility_accuracy": learning.accuracy, "utility_accuracy_undefended": learning.undefended_accuracy,
+            "utility_rounds": learning.setting.rounds, "utility_clients": learning.setting.clients}
     return row
 
 
@@ -421,7 +440,8 @@ def _psnr(row: dict[str, Any]) -> float | None:
 
 def summarise(rows: Sequence[dict[str, Any]], by: Sequence[str]) -> list[dict[str, Any]]:
     """One line per group of ``by`` values (in first-seen order): success rate (PSNR >= 30 dB), MSE on 0-255 and
-    [0,1] (median and mean), median PSNR and SSIM, label accuracy, median seconds. Crashed and skipped runs are
+    [0,1] (median and mean), median PSNR and SSIM, label accuracy, median seconds, and the federated model's
+    accuracy with the group's defence (``utility.py``). Crashed and skipped runs are
     counted but left out of every statistic; a run that stopped without an image counts as a failure."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
@@ -447,6 +467,7 @@ def summarise(rows: Sequence[dict[str, Any]], by: Sequence[str]) -> list[dict[st
             "median_ssim": _median(column("final_ssim")),
             "label_accuracy": _mean(column("label_accuracy")),
             "median_seconds": _median(column("seconds")),
+            "utility_accuracy": _median(column("utility_accuracy")),
         })
     return lines
 
@@ -454,7 +475,8 @@ def summarise(rows: Sequence[dict[str, Any]], by: Sequence[str]) -> list[dict[st
 _SHOWN = (("runs", "runs", "d"), ("errors", "err", "d"), ("success_rate", "≥30dB", ".0%"),
           ("median_mse_255", "medMSE255", ".2f"), ("mean_mse_255", "meanMSE255", ".2f"),
           ("median_mse", "medMSE", ".5f"), ("mean_mse", "meanMSE", ".5f"), ("median_psnr", "medPSNR", ".1f"),
-          ("median_ssim", "medSSIM", ".3f"), ("label_accuracy", "labels", ".0%"), ("median_seconds", "med s", ".1f"))
+          ("median_ssim", "medSSIM", ".3f"), ("label_accuracy", "labels", ".0%"), ("median_seconds", "med s", ".1f"),
+          ("utility_accuracy", "FL acc", ".0%"))
 
 
 def format_summary(lines: Sequence[dict[str, Any]], by: Sequence[str]) -> str:
@@ -493,7 +515,10 @@ _seed_paper = Grid(attacks=("dlg", "layerwise"), models=("cnn",), sizes=(32,), c
                    steps=300, max_seconds=60, distance="l2")
 _idlg = Grid(attacks=("dlg", "idlg"), models=("lenet", "cnn", "mlp"), classes=(2, 10, 100), seeds=(0, 1, 2, 3, 4),
              steps=10, max_seconds=20, base="textbook")
-_defences = Grid(attacks=("dlg",), models=("lenet",), classes=(100,), seeds=(0, 1, 2, 3, 4), defenses=DLG_DEFENCES,
+# Beyond DLG's: sign compression, input mixing and Soteria (issue 15), each also against the adaptive attacker.
+NEW_DEFENCES = ("sign", "mixup:0.25", "mixup:0.5", "soteria:0.5", "soteria:0.9")
+_defences = Grid(attacks=("dlg",), models=("lenet",), classes=(100,), seeds=(0, 1, 2, 3, 4),
+                 defenses=DLG_DEFENCES + NEW_DEFENCES, attackers=ATTACKERS,
                  steps=100, max_seconds=30, stop_at_psnr=metrics.SUCCESS_PSNR, distance="l2")
 _beyond = Grid(attacks=("dlg", "idlg", "ig", "analytic"), models=("lenet", "cnn", "wide_cnn", "mlp", "resnet"),
                sizes=(32,),
@@ -539,10 +564,14 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         "photos with five seeds; the app's optimiser (mid-grey start, strong-Wolfe L-BFGS) instead of DLG's "
         "N(0,1) start, which fails on some seeds even undefended. A run stops once it reaches 30 dB (a success, "
         "so its MSE is near that line) or after 100 steps. DLG reports that noise of variance 1e-2 (scale 0.1) "
-        "and pruning more than 20% stop the attack, and that half precision does not.",
+        "and pruning more than 20% stop the attack, and that half precision does not. Added here: sign "
+        "compression (signSGD), input mixing (MixUp) and Soteria, and beside every defended run one by an "
+        "adaptive attacker who knows the defence (it matches only the entries kept, compares signs, weighs by "
+        "the noise, unmixes the photo); the column FL acc is a small federated model's test accuracy after "
+        "30 rounds with that defence (dlg_core/utility.py).",
         _defences, replace(_defences, images=SAMPLE_NAMES[:1], seeds=(0,), steps=80,
-                           defenses=("", "gaussian:0.01", "gaussian:0.1", "prune:0.2", "prune:0.7", "fp16")),
-        by=("defenses",),
+                           defenses=("", "gaussian:0.01", "prune:0.7", "mixup:0.5", "soteria:0.9")),
+        by=("defenses", "attacker"),
     ),
     Preset(
         "beyond",
@@ -587,16 +616,18 @@ def add_parser(commands) -> None:
     p.add_argument("--photo-per-seed", action="store_true", default=None,
                    help="seed s attacks photo s only (a batch: the photos from there), instead of every photo")
     p.add_argument("--distance", choices=cfg.DISTANCE_NAMES, help="gradient distance of every run")
+    p.add_argument("--attackers", nargs="+", choices=ATTACKERS,
+                   help="naive (ignores the defence) and/or adaptive (knows it); adaptive runs only with a defence")
     p.add_argument("--out", type=Path, required=True, help="results CSV (appended to; rows already there are skipped)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 _AXES = {"images": "images", "attacks": "attacks", "models": "models", "sizes": "sizes", "classes": "classes",
          "seeds": "seeds", "defenses": "defenses", "batch": "batches", "fedavg_steps": "fedavg_steps",
-         "clients": "clients"}
+         "clients": "clients", "attackers": "attackers"}
 _BY = {"images": "image", "attacks": "attack", "models": "model", "sizes": "size", "classes": "classes",
        "seeds": "seed", "defenses": "defenses", "batches": "batch", "fedavg_steps": "fedavg_steps",
-       "clients": "clients"}
+       "clients": "clients", "attackers": "attacker"}
 
 
 def grid_from_args(args) -> tuple[Grid, tuple[str, ...]]:
@@ -615,7 +646,7 @@ def grid_from_args(args) -> tuple[Grid, tuple[str, ...]]:
         by = preset.by
     else:  # group by what varies (the seeds and photos are the repeats)
         by = tuple(_BY[axis] for axis in ("attacks", "models", "sizes", "classes", "defenses", "batches",
-                                          "fedavg_steps", "clients")
+                                          "fedavg_steps", "clients", "attackers")
                    if len(getattr(grid, axis)) > 1) or ("attack", "model")
     return grid, by
 

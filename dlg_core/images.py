@@ -6,6 +6,7 @@ never a Pillow traceback. Photos are private, so nothing here writes to disk or 
 
 from __future__ import annotations
 
+import functools
 import io
 import numbers
 import os
@@ -245,3 +246,15 @@ def tensor_to_numpy(t: torch.Tensor) -> np.ndarray:
 
 def tensor_to_pil(t: torch.Tensor) -> Image.Image:
     return Image.fromarray(tensor_to_numpy(t))
+
+
+@functools.lru_cache(maxsize=8)
+def _pool(size: int) -> tuple[torch.Tensor, tuple[int, ...]]:
+    return torch.cat([load_sample(s.name, size) for s in SAMPLES]), tuple(s.label for s in SAMPLES)
+
+
+def public_pool(size: int, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The photos a MixUp client mixes its own with (``defenses.mix_inputs``): the bundled samples, public (every
+    server has them too), with their cat/dog labels as probability vectors over ``classes``."""
+    images, labels = _pool(size)
+    return images.clone(), torch.nn.functional.one_hot(torch.tensor(labels), classes).float()

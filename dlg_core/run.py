@@ -22,10 +22,11 @@ import torch
 
 from . import limits, metrics
 from .attacks import ATTACKS, SERVER_MODELS, AttackerKnowledge, AttackSettings, Progress
-from .client import ClientReport, federated_round
+from .client import ClientReport, client_photos, federated_round
 from .config import AttackConfig
-from .defenses import apply_defenses, parse_defenses
+from .defenses import client_seed, client_update, parse_defenses
 from .errors import BadInputError
+from .images import public_pool
 from .matching import matched_metrics
 from .models import build_model
 from .training import train_victim
@@ -194,8 +195,16 @@ def prepare_victim(config: AttackConfig, images: torch.Tensor, labels: tuple[int
     tries = MAX_VICTIM_REDRAWS if config.redraw_weak_victim and not config.trained_steps else 1
     specs = parse_defenses(config.defenses)
 
+    held_by = client_photos(images.shape[0], config.clients)
+    pool = public_pool(config.size, config.classes) if any(d.on_input for d in specs) else None
+
     def defend(update, client: int):  # each client defends its own update (the weak check ignores defences)
-        return apply_defenses(update, specs, config.seed + client)
+        # The client's randomness comes from its photos too, never from the seed alone, which the attacker knows;
+        # MixUp recomputes the update from the mixed photos, Soteria needs them (``defenses.client_update``).
+        held = held_by[client]
+        label_probs = torch.nn.functional.one_hot(target[held], config.classes).to(images.dtype)
+        return client_update(model, images[held], label_probs, specs, client_seed(images[held], config.seed + client),
+                             config.fedavg_steps, config.fedavg_lr, pool=pool, true_update=update)
 
     for attempt in range(tries):
         seed = config.seed + attempt * 1_000_003  # far from the seeds a user steps through by hand
@@ -261,6 +270,8 @@ class AttackRun:
             shared_update=self.victim.report.update,
             input_shape=tuple(self.images.shape),
             num_classes=self.config.classes,
+            defenses=self.config.defenses,  # the protocol's prescribed defence, which a server knows; not its noise
+            public_photos=public_pool(self.config.size, 2)[0] if "mixup" in self.config.defenses else None,
             known_labels=self.labels if self.config.labels_known else None,
         )
 
@@ -270,6 +281,7 @@ class AttackRun:
             steps=steps, lr=lr, distance=c.distance, init=c.init, seed=c.seed, max_iter=c.max_iter,
             history_size=c.history_size, line_search=None if c.line_search == "none" else c.line_search,
             lbfgs=c.lbfgs, adam_lr=lr * c.adam_lr / c.lr, tv_weight=c.tv_weight, restarts=c.restarts,
+            adaptive=c.adaptive,
             dtype=torch.float64 if c.precision == "float64" else torch.float32,
             start_image=None if start is None else start.reconstruction,
             start_label_logits=None if start is None else start.label_logits, trail=self.trail,

@@ -109,7 +109,7 @@ def test_experiments_page_runs_a_preset_to_its_table(page: Page, streamlit_serve
     open_page(page, streamlit_server, "Experiments", "Experiments")
     pick_preset(page, "dlg-defenses")
     page.get_by_role("button", name="Run the preset").click()
-    expect(page.get_by_text(re.compile(r"Run 2 of 6"))).to_be_visible(timeout=60_000)  # the progress bar moves
+    expect(page.get_by_text(re.compile(r"Run 2 of 9"))).to_be_visible(timeout=60_000)  # the progress bar moves
     page.mouse.move(0, 0)
     page.get_by_role("heading", name="2 · Run it").evaluate("e => e.scrollIntoView({block: 'start'})")
     page.wait_for_timeout(300)
@@ -124,7 +124,7 @@ def test_experiments_page_runs_a_preset_to_its_table(page: Page, streamlit_serve
     assert download.value.suggested_filename == "experiment_dlg-defenses_quick.csv"
     with open(download.value.path()) as csv_file:
         lines = csv_file.read().splitlines()
-    assert lines[0].startswith("image,attack,model") and lines[0].endswith(",key") and len(lines) == 7
+    assert lines[0].startswith("image,attack,model") and lines[0].endswith(",key") and len(lines) == 10
     heading.scroll_into_view_if_needed()
     page.wait_for_timeout(500)
     page.screenshot(path=str(ARTIFACTS / "browser-experiments-result.png"))

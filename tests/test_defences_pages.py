@@ -8,8 +8,8 @@ import math
 import pytest
 
 from dlg_core import defenses as dfn
+from dlg_core.defence_verdict import Outcome, db_text, verdict
 from dlg_core.metrics import SUCCESS_PSNR
-from ui.defences_view import db_text, progress_kept
 
 DEFENCES = "app_pages/defences.py"
 
@@ -53,6 +53,7 @@ def test_defences_page_renders_with_the_default_ladder(app_test):
 def test_tiny_pruning_comparison_gives_tiles_charts_verdict_and_table(app_test):
     at = open_defences(app_test)
     tiny(at)
+    assert at.toggle(key="def_adaptive").value  # the attacker who knows the defence runs too, by default
     at.selectbox(key="def_kind").set_value("prune").run()
     at.pills(key="def_strengths_prune").set_value(["prune:0.01", "prune:0.9"]).run()
     at.button(key="def_run").click().run()
@@ -60,41 +61,48 @@ def test_tiny_pruning_comparison_gives_tiles_charts_verdict_and_table(app_test):
 
     comparison = at.session_state["defence_comparison"]
     assert comparison.status == "ok" and comparison.kind == "prune"
-    assert [lane.tick for lane in comparison.lanes] == ["none", "1%", "90%"]
+    # The reference, then per strength the naive attacker and the one who knows the defence.
+    assert [lane.tick for lane in comparison.lanes] == ["none", "1%", "1%", "90%", "90%"]
+    assert [lane.adaptive for lane in comparison.lanes] == [False, False, True, False, True]
     for lane in comparison.lanes:
         assert lane.history.config.size == 16 and 1 <= len(lane.history.rows) <= 5
         assert lane.history.status in ("ok", "timeout")
-    # Each lane's attacker got its own defended update; the learning cost compares it with the true one.
-    assert [lane.history.config.defenses for lane in comparison.lanes] == ["", "prune:0.01", "prune:0.9"]
-    reference, weak, strong = (lane.cost for lane in comparison.lanes)
+        assert lane.history.config.adaptive == lane.adaptive
+    # Each strength's attackers share one defended update; the learning cost compares it with the true one.
+    assert [lane.history.config.defenses for lane in comparison.lanes] == [
+        "", "prune:0.01", "prune:0.01", "prune:0.9", "prune:0.9"]
+    reference, weak, strong = (lane.cost for lane in [comparison.reference, *comparison.defended])
     assert reference.cosine == pytest.approx(1.0) and reference.relative_error == pytest.approx(0.0, abs=1e-9)
     assert strong.cosine < weak.cosine <= 1.0 + 1e-9
-    assert reference.loss_after_defended == pytest.approx(reference.loss_after_true)
     assert reference.loss_after_true < reference.loss_before  # the step is sized so that the true update helps
+    # The federated cost: one training per strength, the undefended one as the reference.
+    assert set(comparison.utilities) == {"", "prune:0.01", "prune:0.9"}
+    assert comparison.utilities["prune:0.9"].undefended_accuracy == comparison.utilities[""].accuracy
 
     # One picture per run beside the private photo, captioned with its step and PSNR.
     captions = [c for img in at.image for c in img.captions]
     assert "never sent" in captions
-    assert sum(c.startswith("Step ") and c.endswith(" dB") for c in captions) == 3
-    # Privacy against utility: the attack's PSNR and SSIM, and the learning's cost, per strength.
+    assert sum(c.startswith("Step ") and c.endswith(" dB") for c in captions) == 5
+    # Privacy against utility: both attackers' PSNR, and the federated model's accuracy, per strength.
     privacy, cost = at.get("plotly_chart")[-2:]
     privacy_fig, cost_fig = (__import__("json").loads(c.proto.spec) for c in (privacy, cost))
-    psnr_trace = next(t for t in privacy_fig["data"] if t["name"].startswith("PSNR"))
+    naive = [comparison.reference, *comparison.defended]
+    psnr_trace = next(t for t in privacy_fig["data"] if t["name"].startswith("PSNR (dB)"))
     assert psnr_trace["x"] == ["none", "1%", "90%"]
-    assert psnr_trace["y"] == pytest.approx([min(lane.psnr, 99.0) for lane in comparison.lanes])
-    cosine_trace = next(t for t in cost_fig["data"] if t["name"].startswith("cosine similarity"))
-    assert cosine_trace["y"] == pytest.approx([lane.cost.cosine for lane in comparison.lanes])
-    progress_trace = next(t for t in cost_fig["data"] if t["name"].startswith("training progress kept"))
-    assert progress_trace["y"][0] == pytest.approx(1.0)  # the true update keeps all of its own progress
-    kept = [progress_kept(lane.cost) for lane in comparison.lanes]
-    assert progress_trace["y"] == pytest.approx(kept)
+    assert psnr_trace["y"] == pytest.approx([min(lane.psnr, 99.0) for lane in naive])
+    known = next(t for t in privacy_fig["data"] if t["name"].startswith("PSNR, attacker who knows"))
+    assert known["y"][0] is None and known["y"][1:] == pytest.approx(
+        [min(comparison.adaptive_lane(lane).psnr, 99.0) for lane in comparison.defended])
+    accuracy = next(t for t in cost_fig["data"] if t["name"].startswith("federated model"))
+    assert accuracy["y"] == pytest.approx([comparison.accuracy(lane) for lane in naive])
     # The sentence under the charts is computed from these results.
     words = texts(at)
-    ref_psnr = db_text(comparison.reference.psnr)
-    assert ref_psnr in words
+    assert db_text(comparison.reference.psnr) in words
     assert ("With **no defence**" in words) == (comparison.reference.psnr >= SUCCESS_PSNR)
     table = at.dataframe[0].value
-    assert list(table["strength"]) == ["No defence", "Prune 1% of entries", "Prune 90% of entries"]
+    assert list(table["strength"]) == ["No defence", "Prune 1% of entries", "Prune 1% of entries",
+                                       "Prune 90% of entries", "Prune 90% of entries"]
+    assert list(table["attacker"]) == ["naive", "naive", "knows the defence", "naive", "knows the defence"]
     assert "epsilon" not in table.columns
 
 
@@ -125,9 +133,11 @@ def test_every_kind_of_defence_runs_to_its_charts(app_test, kind):
     at.button(key="def_run").click().run()
     no_exception(at)
     comparison = at.session_state["defence_comparison"]
-    assert [lane.history.config.defenses for lane in comparison.lanes] == ["", strongest]
+    assert [lane.history.config.defenses for lane in comparison.lanes] == ["", strongest, strongest]
+    assert [lane.adaptive for lane in comparison.lanes] == [False, False, True]
     assert comparison.status == "ok" and len(at.get("plotly_chart")) == 2
     assert comparison.lanes[1].cost.relative_error > 0  # every kind changes the update
+    assert 0 <= comparison.accuracy(comparison.lanes[1]) <= 1
 
 
 def test_stop_keeps_what_the_runs_reached(app_test):
@@ -148,42 +158,37 @@ def test_stop_keeps_what_the_runs_reached(app_test):
     assert len(at.get("plotly_chart")) == 2
 
 
-def _lane(spec: str | None, psnr: float, ssim: float, cosine: float):
-    import numpy as np
-
-    from dlg_core.config import DEFAULT
-    from dlg_core.defenses import DefenseCost
-    from ui.defences_view import Lane
-    from ui.history import RunHistory
-
-    history = RunHistory(run_id=1, config=DEFAULT, photo_title="t", sample=None, original=np.zeros((2, 2, 3)),
-                         label_true=(0,), gradient_numel=1, gradient_norm=1.0, victim_loss=1.0,
-                         victim_true_probability=0.5, victim_seed=0, warning=None, status="ok")
-    history.rows.append({"step": 10, "psnr": psnr, "ssim": ssim, "seconds": 1.0, "mse_255": 1.0,
-                         "label_guess": (0,)})
-    cost = DefenseCost(cosine=cosine, relative_error=1 - cosine, loss_before=2.0, loss_after_true=1.0,
-                       loss_after_defended=2.0 - cosine)
-    return Lane(None if spec is None else dfn.parse_defense(spec), history, cost)
+def _outcome(spec: str | None, psnr: float, ssim: float, accuracy: float, adaptive: float | None = None):
+    return Outcome(None if spec is None else dfn.parse_defense(spec), psnr, ssim, adaptive,
+                   None if adaptive is None else 0.9, accuracy)
 
 
 def test_the_verdict_names_the_strength_that_stops_the_leak_and_its_cost():
-    from dlg_core.config import DEFAULT
-    from ui.defences_view import Comparison, verdict
-
-    comparison = Comparison(1, "prune", DEFAULT, 0, "t", cost_lr=0.01, lanes=[
-        _lane(None, 40.0, 0.99, 1.0), _lane("prune:0.1", 35.0, 0.97, 0.99),
-        _lane("prune:0.3", 25.0, 0.8, 0.9), _lane("prune:0.7", 8.0, 0.05, 0.6)])
-    text = verdict(comparison)
+    outcomes = [_outcome(None, 40.0, 0.99, 0.7), _outcome("prune:0.1", 35.0, 0.97, 0.69),
+                _outcome("prune:0.3", 25.0, 0.8, 0.65), _outcome("prune:0.7", 8.0, 0.05, 0.5)]
+    text = verdict(outcomes, rounds=30)
     assert "rebuilt the photo to **40.0 dB**" in text
     # The first below 30 dB is still recognisable; the first that is not is the one whose cost is given.
     assert "**Prune 30% of entries** (25.0 dB, SSIM 0.80: still recognisable)" in text
     assert "lost from **Prune 70% of entries** on (8.0 dB, SSIM 0.05)" in text
-    assert "cosine similarity of 0.60000" in text and "keeps 60% of the true step's progress" in text
+    assert "for 30 rounds reaches **50%** test accuracy, against 70% without a defence" in text
+    assert "knows the defence" not in text  # no adaptive attacker ran
 
-    comparison.lanes[1:] = [_lane("prune:0.1", 35.0, 0.97, 0.99), _lane("prune:0.3", 31.0, 0.95, 0.9)]
-    assert "**No strength tried stops the leak**" in verdict(comparison)
-    comparison.lanes[0] = _lane(None, 22.0, 0.7, 1.0)
-    assert "Even **without a defence** the attacker reached only **22.0 dB**" in verdict(comparison)
+    assert "**No strength tried stops the leak**" in verdict(
+        [outcomes[0], _outcome("prune:0.1", 35.0, 0.97, 0.69), _outcome("prune:0.3", 31.0, 0.95, 0.6)])
+    assert "Even **without a defence** the attacker reached only **22.0 dB**" in verdict(
+        [_outcome(None, 22.0, 0.7, 0.7), *outcomes[1:]])
+
+
+def test_the_verdict_says_when_only_the_naive_attacker_is_stopped():
+    outcomes = [_outcome(None, 40.0, 0.99, 0.7), _outcome("soteria:0.4", 12.0, 0.2, 0.66, adaptive=45.0),
+                _outcome("soteria:0.95", 6.0, 0.05, 0.2, adaptive=25.0)]
+    text = verdict(outcomes, rounds=30)
+    assert "against *Soteria, 40% of features pruned* it rebuilds the photo to **45.0 dB**" in text
+    assert "the weakest strength that holds is **Soteria, 95% of features pruned** (25.0 dB)" in text
+    assert "reaches **20%** test accuracy" in text
+    outcomes[2] = _outcome("soteria:0.95", 6.0, 0.05, 0.2, adaptive=35.0)
+    assert "**No strength tried stops the attacker who knows the defence.**" in verdict(outcomes, rounds=30)
 
 
 @pytest.mark.parametrize("change, message", [

@@ -94,25 +94,34 @@ def strength_colours(count: int) -> list[str]:
     return sample_colorscale("Blues", [0.35 + 0.65 * i / max(count - 1, 1) for i in range(count)])
 
 
-def defence_lines_figure(names: Sequence[str], rows: Sequence[Sequence[dict]], height: int = CHART_HEIGHT) -> go.Figure:
-    """Live PSNR of every run of a defence comparison against the step: the first is the undefended reference."""
+def defence_lines_figure(names: Sequence[str], rows: Sequence[Sequence[dict]], adaptive: Sequence[bool] = (),
+                         height: int = CHART_HEIGHT) -> go.Figure:
+    """Live PSNR of every run of a defence comparison against the step: the first is the undefended reference;
+    the runs of the attacker who knows the defence (``adaptive``) are dashed, in their strength's colour."""
     fig = _figure("PSNR of each run (higher: more leaked)", "PSNR in dB", height)
     fig.update_layout(showlegend=True, legend={"orientation": "h", "y": -0.4, "x": 0}, hovermode="closest",
                       margin={"l": 10, "r": 10, "t": 40, "b": 30})
     fig.add_hline(y=SUCCESS_PSNR, line={"color": GOOD, "width": 1.5, "dash": "dash"},
                   annotation_text=f"leaked: {SUCCESS_PSNR:g} dB", annotation_position="bottom right",
                   annotation_font_color=GOOD)
-    colours = [ACCENT, *strength_colours(len(names) - 1)]
-    for name, lane, colour in zip(names, rows, colours, strict=True):
+    adaptive = list(adaptive) or [False] * len(names)
+    palette = strength_colours(sum(not a for a in adaptive[1:]))
+    colours, strength = [ACCENT], -1
+    for known in adaptive[1:]:
+        strength += not known
+        colours.append(palette[strength])
+    for name, lane, colour, known in zip(names, rows, colours, adaptive, strict=True):
         fig.add_trace(go.Scatter(x=[r["step"] for r in lane], y=[min(r["psnr"], 99.0) for r in lane], mode="lines",
-                                 line={"color": colour, "width": 2.5}, name=name,
+                                 line={"color": colour, "width": 2.5, "dash": "dash" if known else "solid"}, name=name,
                                  hovertemplate=f"{name}: %{{y:.1f}} dB<extra></extra>"))
     return fig
 
 
 def defence_privacy_figure(ticks: Sequence[str], psnr: Sequence[float | None], ssim: Sequence[float | None],
-                           axis_title: str, height: int = 320) -> go.Figure:
-    """What the attacker still gets at each strength: PSNR (left axis) and SSIM (right axis)."""
+                           axis_title: str, adaptive_psnr: Sequence[float | None] | None = None,
+                           height: int = 320) -> go.Figure:
+    """What the attacker still gets at each strength: PSNR (left axis) and SSIM (right axis), and the PSNR of
+    the attacker who knows the defence when it ran."""
     fig = _figure("What the attacker gets", "attack PSNR in dB", height)
     fig.update_layout(showlegend=True, legend={"orientation": "h", "y": -0.3, "x": 0}, hovermode="x unified",
                       xaxis_title=axis_title, margin={"l": 10, "r": 10, "t": 40, "b": 10})
@@ -122,6 +131,11 @@ def defence_privacy_figure(ticks: Sequence[str], psnr: Sequence[float | None], s
     fig.add_trace(go.Scatter(x=list(ticks), y=[None if p is None else min(p, 99.0) for p in psnr],
                              mode="lines+markers", line={"color": ACCENT, "width": 2.5}, marker={"size": 9},
                              name="PSNR (dB)", hovertemplate="PSNR %{y:.1f} dB<extra></extra>"))
+    if adaptive_psnr is not None:
+        fig.add_trace(go.Scatter(x=list(ticks), y=[None if p is None else min(p, 99.0) for p in adaptive_psnr],
+                                 mode="lines+markers", line={"color": "#ff6b6b", "width": 2.5, "dash": "dash"},
+                                 marker={"size": 9, "symbol": "diamond"}, name="PSNR, attacker who knows it",
+                                 hovertemplate="knows it: %{y:.1f} dB<extra></extra>"))
     fig.add_trace(go.Scatter(x=list(ticks), y=list(ssim), mode="lines+markers", yaxis="y2",
                              line={"color": "#f7b267", "width": 2, "dash": "dot"}, marker={"size": 7},
                              name="SSIM (right axis)", hovertemplate="SSIM %{y:.3f}<extra></extra>"))
@@ -131,23 +145,20 @@ def defence_privacy_figure(ticks: Sequence[str], psnr: Sequence[float | None], s
     return fig
 
 
-def defence_cost_figure(ticks: Sequence[str], cosine: Sequence[float], progress: Sequence[float | None],
-                        axis_title: str, height: int = 320) -> go.Figure:
-    """What the defence costs the learning, both 1 for the true update: the cosine similarity of the shared update
-    to the true one, and the share of the true step's loss reduction that one step with the shared update keeps."""
-    fig = _figure("What the learning pays", "1 = as good as the true update", height)
+def defence_cost_figure(ticks: Sequence[str], accuracy: Sequence[float | None], axis_title: str,
+                        chance: float | None = None, height: int = 320) -> go.Figure:
+    """What the defence costs the learning: a small federated model's test accuracy after its rounds with each
+    strength (the first tick is the undefended reference), with chance as a floor."""
+    fig = _figure("What the learning pays", "test accuracy after federated training", height)
     fig.update_layout(showlegend=True, legend={"orientation": "h", "y": -0.3, "x": 0}, hovermode="x unified",
                       xaxis_title=axis_title, margin={"l": 10, "r": 10, "t": 40, "b": 10})
-    fig.add_hline(y=1, line={"color": MUTED, "width": 1, "dash": "dot"})
-    fig.add_trace(go.Scatter(x=list(ticks), y=list(cosine), mode="lines+markers", marker={"size": 9},
-                             line={"color": "#7aa2ff", "width": 2.5}, name="cosine similarity to the true update",
-                             hovertemplate="cosine %{y:.4f}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=list(ticks), y=list(progress), mode="lines+markers", marker={"size": 7},
-                             line={"color": "#f7b267", "width": 2, "dash": "dot"},
-                             name="training progress kept (one step)",
-                             hovertemplate="progress kept %{y:.0%}<extra></extra>"))
-    low = min([v for v in (*cosine, *progress) if v is not None], default=0.0)
-    fig.update_yaxes(range=[min(-0.05, low - 0.05), 1.1])
+    if chance is not None:
+        fig.add_hline(y=chance, line={"color": MUTED, "width": 1, "dash": "dot"}, annotation_text="chance",
+                      annotation_position="bottom right", annotation_font_color=MUTED)
+    fig.add_trace(go.Scatter(x=list(ticks), y=list(accuracy), mode="lines+markers", marker={"size": 9},
+                             line={"color": "#7aa2ff", "width": 2.5}, name="federated model's accuracy",
+                             hovertemplate="accuracy %{y:.0%}<extra></extra>"))
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
     fig.update_xaxes(type="category")
     return fig
 

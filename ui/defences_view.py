@@ -1,5 +1,6 @@
 """The Defences page's pieces: one photo, one attack, one defence at several strengths, run side by side live,
-then what each strength leaves the attacker (PSNR, SSIM) beside what it costs the learning.
+each by a naive attacker and by one who knows the defence, then what each strength leaves the attackers (PSNR,
+SSIM) beside what it costs the learning (a small federated model's accuracy, ``dlg_core.utility``).
 
 The defences are DLG's (Zhu, Liu & Han 2019, section 5: noise, pruning, half precision) and DP-SGD's
 clipping plus noise (Abadi et al. 2016); ``dlg_core.defenses`` applies them on the client's side. Every
@@ -23,11 +24,13 @@ import streamlit as st
 from dlg_core import defenses as dfn
 from dlg_core import limits
 from dlg_core.config import ATTACK_NAMES, DEFAULT, MODEL_NAMES, AttackConfig
-from dlg_core.defenses import Defense, DefenseCost
+from dlg_core.defence_verdict import Outcome, db_text, verdict
+from dlg_core.defenses import KIND_LABELS, Defense, DefenseCost
 from dlg_core.errors import BadInputError
 from dlg_core.images import CLASS_NAMES
 from dlg_core.metrics import SUCCESS_PSNR
 from dlg_core.run import AttackRun
+from dlg_core.utility import Utility, UtilitySetting, utility
 
 from . import charts
 from .attack_view import (
@@ -53,29 +56,13 @@ DEFAULT_SIZE = 32
 # Measured at 32 px: undefended iDLG converges within ~40 steps on the app's victim; on LeNet it passes 30 dB at ~50.
 DEFAULT_STEPS = 80
 MAX_STEPS = 500  # per run: a comparison is up to seven runs on one core
-MAX_STRENGTHS = 6
 TILE_PX = 128  # 32 px x 4, or 16 px x 8: the browser enlarges it further with crisp pixels
 DP_DELTA = 1e-5
-RECOGNISABLE_SSIM = 0.5  # a reconstruction this structurally similar still shows the photo to the eye
-# The step size when measuring what a defence costs the learning. A fixed one (0.1, even 0.01) drives these
-# victims' loss on their own photo to ~0 in one step with the true update *and* with most defended ones (their
-# gradients' norms range from ~2 to over 100), which hides every shortfall (measured). So the step is sized to
-# the victim: the learning rate at which the true update would halve the loss to first order,
-# lr = loss / (2 ||g||^2); the same for every strength, so the defended steps are compared on equal terms.
-FIRST_ORDER_SHARE = 0.5
-
-KIND_LABELS = {"gaussian": "Gaussian noise", "laplace": "Laplacian noise", "dp": "Clipping + noise (DP-SGD)",
-               "prune": "Pruning (sparsification)", "fp16": "Half precision (fp16)",
-               "int8": "8-bit quantisation (int8)"}
 # What the strengths of each kind are, for the chart's axis.
 AXIS_TITLES = {"gaussian": "noise scale (standard deviation)", "laplace": "noise scale b",
                "dp": "noise multiplier (clip norm C in the label)", "prune": "share of entries removed per layer",
-               "fp16": "number format", "int8": "number format"}
-
-
-def db_text(psnr: float) -> str:
-    """A PSNR for people: an exact copy has an infinite one, and anything past 99 dB is one to the eye."""
-    return "over 99 dB" if psnr > 99 else f"{psnr:.1f} dB"
+               "fp16": "number format", "int8": "number format", "sign": "number format",
+               "mixup": "share of the other photo in the mix", "soteria": "share of features pruned"}
 
 
 def strength_tick(defense: Defense | None) -> str:
@@ -87,7 +74,7 @@ def strength_tick(defense: Defense | None) -> str:
         return f"{p[0]:g}"
     if defense.kind == "dp":
         return f"C={p[0]:g}, σ={p[1]:g}"
-    if defense.kind == "prune":
+    if defense.kind in ("prune", "soteria", "mixup"):
         return f"{100 * p[0]:g}%"
     return defense.kind
 
@@ -98,8 +85,8 @@ def tile_title(defense: Defense | None) -> str:
         return "No defence"
     if defense.kind in ("gaussian", "laplace"):
         return f"noise {strength_tick(defense)}"
-    if defense.kind == "prune":
-        return f"prune {strength_tick(defense)}"
+    if defense.kind in ("prune", "soteria", "mixup"):
+        return f"{defense.kind} {strength_tick(defense)}"
     return strength_tick(defense)
 
 
@@ -121,10 +108,18 @@ class Lane:
     defense: Defense | None
     history: RunHistory
     cost: DefenseCost
+    adaptive: bool = False  # the attacker knows the defence
 
     @property
     def tick(self) -> str:
         return strength_tick(self.defense)
+
+    @property
+    def name(self) -> str:
+        """The run's name on the live chart."""
+        if self.defense is None:
+            return "no defence"
+        return f"{self.tick} (knows it)" if self.adaptive else self.tick
 
     @property
     def title(self) -> str:
@@ -148,8 +143,8 @@ class Comparison:
     config: AttackConfig  # the undefended reference's; each lane's config adds its defence
     label: int
     photo_title: str
-    cost_lr: float  # the victim's step when measuring what each strength costs the learning
     lanes: list[Lane] = field(default_factory=list)
+    utilities: dict[str, Utility] = field(default_factory=dict)  # by spec ("" for none): the federated cost
     status: str = "running"  # running | ok | stopped
     message: str | None = None
 
@@ -163,7 +158,28 @@ class Comparison:
 
     @property
     def defended(self) -> list[Lane]:
-        return self.lanes[1:]
+        return [lane for lane in self.lanes[1:] if not lane.adaptive]
+
+    def adaptive_lane(self, lane: Lane) -> Lane | None:
+        """The run of the attacker who knows the defence, at the same strength as ``lane`` (None if none)."""
+        return next((other for other in self.lanes if other.adaptive and other.defense == lane.defense), None)
+
+    def accuracy(self, lane: Lane) -> float | None:
+        found = self.utilities.get("" if lane.defense is None else lane.defense.spec)
+        return None if found is None else found.accuracy
+
+    @property
+    def rounds(self) -> int:
+        return next((u.setting.rounds for u in self.utilities.values()), 0)
+
+    def outcomes(self) -> list[Outcome]:
+        """Per strength (the reference first): what each attacker reached, and the federated accuracy."""
+        out = []
+        for lane in [self.reference, *self.defended]:
+            adaptive = self.adaptive_lane(lane)
+            out.append(Outcome(lane.defense, lane.psnr, lane.ssim, adaptive.psnr if adaptive else None,
+                               adaptive.ssim if adaptive else None, self.accuracy(lane)))
+        return out
 
     def stop(self, message: str = "on request; every run keeps what it reached") -> None:
         if self.running:
@@ -197,12 +213,13 @@ class DefenceSetup:
     config: AttackConfig
     kind: str
     strengths: tuple[Defense, ...]  # weakest first
+    adaptive: bool  # also run the attacker who knows the defence, at every strength
 
 
 def _init_state() -> None:
     for key, value in (("def_attack", DEFAULT.attack), ("def_model", DEFAULT.model), ("def_size", DEFAULT_SIZE),
                        ("def_steps", DEFAULT_STEPS), ("def_seed", DEFAULT.seed), ("def_kind", "gaussian"),
-                       ("def_custom", ""), ("def_label", 0)):
+                       ("def_custom", ""), ("def_label", 0), ("def_adaptive", True)):
         st.session_state.setdefault(key, value)
 
 
@@ -220,29 +237,6 @@ def setting_line() -> str:
 def current_size() -> int:
     _init_state()
     return int(st.session_state["def_size"])
-
-
-def _strength_order(defense: Defense) -> tuple[float, ...]:
-    # Weakest first: more noise, more pruning, a larger multiplier (then a tighter clip) is stronger.
-    if defense.kind == "dp":
-        return (defense.params[1], -defense.params[0])
-    return defense.params
-
-
-def parse_strengths(kind: str, picked: list[str], custom: str) -> tuple[Defense, ...]:
-    """The picked ladder specs and the typed ones, of one kind, without repeats, weakest first."""
-    chosen = [dfn.parse_defense(spec) for spec in picked]
-    for defense in dfn.parse_defenses(custom.replace(";", ",")) if custom.strip() else ():
-        if defense.kind != kind:
-            raise BadInputError(f"'{defense.spec}' is not a {KIND_LABELS[kind].lower()} setting: type strengths "
-                                f"like {dfn.STRENGTHS[kind][0]}, or pick another defence above.")
-        chosen.append(defense)
-    unique = sorted({d.spec: d for d in chosen}.values(), key=_strength_order)
-    if not unique:
-        raise BadInputError("Pick at least one strength of the defence (or type one).")
-    if len(unique) > MAX_STRENGTHS:
-        raise BadInputError(f"At most {MAX_STRENGTHS} strengths at once, not {len(unique)}: the runs share one core.")
-    return tuple(unique)
 
 
 def defence_settings(photo: Photo | None) -> tuple[DefenceSetup | None, int]:
@@ -270,6 +264,10 @@ def defence_settings(photo: Photo | None) -> tuple[DefenceSetup | None, int]:
     kind = st.session_state["def_kind"]
     label = photo_label(photo)
     st.caption(dfn.DEFENSE_KINDS[kind])
+    st.toggle("Also attack with an attacker who knows the defence", key="def_adaptive", **keep,
+              help="A server knows the protocol, so it knows the defence: this attacker matches only the entries "
+                   "pruning kept, compares signs, weighs by the noise, unmixes a mixed photo. It runs beside the "
+                   "naive attacker at every strength, on the same shared update.")
     ladder = dfn.STRENGTHS[kind]
     picked = st.pills("Strengths to compare (weakest first)", ladder, selection_mode="multi", default=list(ladder),
                       key=f"def_strengths_{kind}", format_func=lambda spec: dfn.parse_defense(spec).label,
@@ -278,14 +276,14 @@ def defence_settings(photo: Photo | None) -> tuple[DefenceSetup | None, int]:
                            placeholder=f"e.g. {', '.join(ladder[:2])}" if len(ladder) > 1 else f"e.g. {ladder[0]}",
                            help="Comma-separated, in the command line's --defense form.", **keep)
     try:
-        strengths = parse_strengths(kind, list(picked or ()), custom)
+        strengths = dfn.parse_strengths(kind, list(picked or ()), custom)
         config = DEFAULT.replace(attack=st.session_state["def_attack"], model=st.session_state["def_model"],
                                  size=int(st.session_state["def_size"]), steps=int(st.session_state["def_steps"]),
                                  seed=int(st.session_state["def_seed"]), threads=limits.THREADS_PER_RUN)
     except BadInputError as err:
         st.error(str(err), icon=":material/error:")
         return None, label
-    return DefenceSetup(config, kind, strengths), label
+    return DefenceSetup(config, kind, strengths, bool(st.session_state["def_adaptive"])), label
 
 
 def photo_label(photo: Photo | None) -> int:
@@ -318,21 +316,27 @@ def _tile_image(slot, frame: Frame | None, lane: Lane) -> None:
 
 
 class TileRow:
-    """The private photo, then one reconstruction per run, side by side; ``show`` redraws one run's picture."""
+    """The private photo, the undefended run, then one column per strength: the naive attacker's picture, and
+    below it the one of the attacker who knows the defence; ``show`` redraws one run's picture."""
 
     def __init__(self, comparison: Comparison, key: str):
-        columns = min(len(comparison.lanes) + 1, 8)
+        columns = min(len(comparison.defended) + 2, 8)
         grid = st.container(key=f"pixels_{key}").grid(columns, min_column_width=110, gap="small")
         first = comparison.reference.history
         with grid.cell():
             st.markdown("**Private photo**")
             st.image(upscale(first.original, TILE_PX), caption="never sent", width="stretch", output_format="PNG")
-        self.slots = []
-        for i, lane in enumerate(comparison.lanes):
+        self.slots: dict[int, object] = {}
+        index = {id(lane): i for i, lane in enumerate(comparison.lanes)}
+        for lane in [comparison.reference, *comparison.defended]:
             with grid.cell():
                 st.markdown(f"**{tile_title(lane.defense)}**",
                             help=lane.title if lane.defense is not None else "The update as it is: the reference.")
-                self.slots.append(st.container(key=f"{key}_lane_{i}").empty())
+                adaptive = comparison.adaptive_lane(lane) if lane.defense is not None else None
+                for run in (lane, adaptive) if adaptive else (lane,):
+                    if adaptive:
+                        st.caption("knows the defence" if run.adaptive else "naive attacker")
+                    self.slots[index[id(run)]] = st.container(key=f"{key}_lane_{index[id(run)]}").empty()
 
     def show(self, index: int, lane: Lane) -> None:
         _tile_image(self.slots[index], lane.history.latest, lane)
@@ -349,47 +353,55 @@ def _progress(comparison: Comparison, slot, active: int) -> None:
 
 
 def _lines_chart(comparison: Comparison, slot, redraw: int) -> None:
-    names = [lane.tick if lane.defense else "no defence" for lane in comparison.lanes]
-    fig = charts.defence_lines_figure(names, [lane.history.rows for lane in comparison.lanes])
+    fig = charts.defence_lines_figure([lane.name for lane in comparison.lanes],
+                                      [lane.history.rows for lane in comparison.lanes],
+                                      [lane.adaptive for lane in comparison.lanes])
     slot.plotly_chart(fig, key=f"def_lines_{redraw}", config={"displayModeBar": False})
 
 
-def _build_runs(setup: DefenceSetup, photo: Photo, label: int) -> list[AttackRun]:
+def _build_runs(setup: DefenceSetup, photo: Photo, label: int) -> list[tuple[Defense | None, bool, AttackRun]]:
+    """The reference, then per strength the naive run and (if asked) the adaptive one on the same victim."""
     images = photo.tensor(setup.config.size)
-    configs = [setup.config] + [setup.config.replace(defenses=d.spec) for d in setup.strengths]
-    return [AttackRun(config, images, (label,)) for config in configs]
+    runs = [(None, False, AttackRun(setup.config, images, (label,)))]
+    for defense in setup.strengths:
+        naive = AttackRun(setup.config.replace(defenses=defense.spec), images, (label,))
+        runs.append((defense, False, naive))
+        if setup.adaptive:  # the same shared update: only what the attacker knows differs
+            config = naive.config.replace(adaptive=True)
+            runs.append((defense, True, AttackRun(config, images, (label,), victim=naive.victim)))
+    return runs
 
 
-def cost_learning_rate(run: AttackRun) -> float:
-    """The step that would take ``FIRST_ORDER_SHARE`` of the victim's loss away along the true update (to first
-    order: the loss drops by lr ||g||^2)."""
+def _cost(run: AttackRun) -> DefenseCost:
     report = run.victim.report
-    norm = report.true_update.norm
-    return FIRST_ORDER_SHARE * report.loss / norm**2 if norm > 0 and report.loss > 0 else 0.01
+    return dfn.learning_cost(run.victim.model, run.images, run.labels, report.true_update, report.update)
 
 
-def _cost(run: AttackRun, lr: float) -> DefenseCost:
-    report = run.victim.report
-    return dfn.learning_cost(run.victim.model, run.images, run.labels, report.true_update, report.update, lr=lr)
+def _prepare(setup: DefenceSetup, photo: Photo, label: int, run_id: int) -> tuple[Comparison, list[AttackRun]]:
+    """Every run's victim and shared update, and the federated model trained with each strength."""
+    with st.spinner(f"The client computes its update {len(setup.strengths) + 1} times: as it is, and with each "
+                    "strength of the defence..."):
+        built = _build_runs(setup, photo, label)
+    setting = UtilitySetting()
+    with st.spinner(f"A small federated model trains for {setting.rounds} rounds with {setting.clients} clients, "
+                    "once per strength (a few seconds)..."):
+        utilities = {spec: utility(spec, setting) for spec in ("", *(d.spec for d in setup.strengths))}
+    comparison = Comparison(run_id, setup.kind, setup.config, label, photo.title, utilities=utilities)
+    for defense, adaptive, run in built:
+        history = RunHistory.start(run_id, run, photo.title, photo.sample)
+        comparison.lanes.append(Lane(defense, history, _cost(run), adaptive))
+    return comparison, [run for _, _, run in built]
 
 
 def live_comparison(photo: Photo, setup: DefenceSetup, label: int) -> None:
     """Prepare one victim per strength, then run all the attacks in turns, one step each, redrawing in place."""
+    # The time budget covers the attack runs; the federated training before them takes a few seconds.
+    st.session_state[KEY_RUNS] = st.session_state.get(KEY_RUNS, 0) + 1
     try:
-        with st.spinner(f"The client computes its update {len(setup.strengths) + 1} times: as it is, and with "
-                        f"each strength of the defence..."):
-            runs = _build_runs(setup, photo, label)
-            lr = cost_learning_rate(runs[0])  # the victim and its true update are the same in every run
-            costs = [_cost(run, lr) for run in runs]
+        comparison, runs = _prepare(setup, photo, label, st.session_state[KEY_RUNS])
     except BadInputError as err:
         st.error(str(err), icon=":material/error:")
         return
-    st.session_state[KEY_RUNS] = st.session_state.get(KEY_RUNS, 0) + 1
-    run_id = st.session_state[KEY_RUNS]
-    comparison = Comparison(run_id, setup.kind, setup.config, label, photo.title, cost_lr=lr)
-    for run, cost, defense in zip(runs, costs, (None, *setup.strengths), strict=True):
-        history = RunHistory.start(run_id, run, photo.title, photo.sample)
-        comparison.lanes.append(Lane(defense, history, cost))
     st.session_state[KEY_COMPARISON] = comparison
 
     if comparison.reference.history.warning:
@@ -461,103 +473,34 @@ def results_tiles(comparison: Comparison) -> None:
                  f"{class_name(comparison.label)}.")
 
 
-def _finished(lanes: list[Lane]) -> list[Lane]:
-    return [lane for lane in lanes if lane.psnr is not None]
-
-
 def privacy_utility_charts(comparison: Comparison) -> None:
-    """Attack PSNR and SSIM against the strength, beside what each strength costs the learning."""
-    lanes = _finished(comparison.lanes)
-    if not lanes:
+    """Both attackers' PSNR against the strength, beside the federated model's accuracy with it."""
+    outcomes = [o for o, lane in zip(comparison.outcomes(), [comparison.reference, *comparison.defended],
+                                     strict=True) if lane.psnr is not None]
+    if not outcomes:
         st.info("The runs were stopped before their first step: nothing to compare yet.",
                 icon=":material/hourglass_disabled:")
         return
-    ticks = [lane.tick for lane in lanes]
+    ticks = [strength_tick(o.defense) for o in outcomes]
     axis = AXIS_TITLES.get(comparison.kind, "strength")
+    adaptive = [o.adaptive_psnr for o in outcomes] if any(lane.adaptive for lane in comparison.lanes) else None
     left, right = st.columns(2, gap="medium")
-    left.plotly_chart(charts.defence_privacy_figure(ticks, [lane.psnr for lane in lanes],
-                                                    [lane.ssim for lane in lanes], axis),
+    left.plotly_chart(charts.defence_privacy_figure(ticks, [o.psnr for o in outcomes], [o.ssim for o in outcomes],
+                                                    axis, adaptive),
                       config={"displayModeBar": False}, key=f"def_privacy_{comparison.run_id}")
-    right.plotly_chart(charts.defence_cost_figure(ticks, [lane.cost.cosine for lane in lanes],
-                                                  [progress_kept(lane.cost) for lane in lanes], axis),
+    reference = comparison.utilities.get("")
+    right.plotly_chart(charts.defence_cost_figure(ticks, [o.accuracy for o in outcomes], axis,
+                                                  None if reference is None else reference.chance),
                        config={"displayModeBar": False}, key=f"def_cost_{comparison.run_id}")
-    st.caption(f"Left: how close the attacker's reconstruction is to the private photo ({SUCCESS_PSNR:g} dB and "
-               "above looks the same to the eye; SSIM 1 is identical). Right: how far the shared update is from "
-               "the true one (cosine similarity 1: the same direction), and how much of the true update's "
-               "training progress it keeps: the drop in the victim's loss on its own photo after one SGD step "
-               "with the shared update, over the drop with the true one. The step's learning rate "
-               f"({comparison.cost_lr:.2g}) is the one at which the true update would halve the loss, to first "
-               "order, so that no step overshoots.")
-    st.markdown(verdict(comparison))
-
-
-def _leaked(lane: Lane) -> bool:
-    return lane.psnr is not None and lane.psnr >= SUCCESS_PSNR
-
-
-def _recognisable(lane: Lane) -> bool:
-    return lane.ssim is not None and lane.ssim >= RECOGNISABLE_SSIM
-
-
-def progress_kept(cost: DefenseCost) -> float | None:
-    """The defended step's loss drop over the true step's (1: as good; 0: no progress; < 0: worse than none)."""
-    true_drop = cost.loss_before - cost.loss_after_true
-    if not true_drop > 1e-9:  # the victim is already at its minimum: there is no progress to keep
-        return None
-    return (cost.loss_before - cost.loss_after_defended) / true_drop
-
-
-def _cost_words(cost: DefenseCost) -> str:
-    kept = progress_kept(cost)
-    share = "" if kept is None else f", so it keeps {100 * kept:.0f}% of the true step's progress"
-    return (f"the shared update keeps a cosine similarity of {cost.cosine:.5f} with the true one, and one training "
-            f"step with it takes the victim's loss from {cost.loss_before:.3g} to {cost.loss_after_defended:.3g} "
-            f"(with the true update: {cost.loss_after_true:.3g}){share}")
-
-
-def _db(lane: Lane) -> str:
-    return db_text(lane.psnr)
-
-
-def verdict(comparison: Comparison) -> str:
-    """In plain words, computed from the results: which strength first stops the leak, and what it costs."""
-    reference, defended = comparison.reference, _finished(comparison.defended)
-    if reference.psnr is None:
-        return "The undefended run was stopped before its first step, so there is nothing to measure against."
-    if not _leaked(reference):
-        return (f"Even **without a defence** the attacker reached only **{_db(reference)}** here (below the "
-                f"{SUCCESS_PSNR:g} dB line), so this comparison cannot show what stops the leak: give the runs "
-                "more steps, or try another seed or a smaller resolution.")
-    text = f"With **no defence** the attacker rebuilt the photo to **{_db(reference)}**. "
-    if not defended:
-        return text + "The defended runs were stopped before their first step."
-    stopper = next((lane for lane in defended if not _leaked(lane)), None)
-    if stopper is None:
-        strongest = defended[-1]
-        return text + (f"**No strength tried stops the leak**: even the strongest, *{strongest.title}*, left the "
-                       f"attacker {_db(strongest)} ({SUCCESS_PSNR:g} dB and above looks the same to the eye), "
-                       f"while {_cost_words(strongest.cost)}.")
-    text += (f"The weakest setting tried that keeps the attacker below the {SUCCESS_PSNR:g} dB line is "
-             f"**{stopper.title}** ({_db(stopper)}, SSIM {stopper.ssim:.2f}")
-    after = defended[defended.index(stopper) + 1:]
-    if _recognisable(stopper):
-        hider = next((lane for lane in after if not _recognisable(lane) and not _leaked(lane)), None)
-        text += ": still recognisable). "
-        if hider is None:
-            text += "No strength tried blurs the photo beyond recognition. "
-        else:
-            text += f"The photo is lost from **{hider.title}** on ({_db(hider)}, SSIM {hider.ssim:.2f}). "
-            text += f"There {_cost_words(hider.cost)}. "
-            stopper = None  # its cost is not the one that matters
-    else:
-        text += "). "
-    if stopper is not None:
-        text += f"There {_cost_words(stopper.cost)}. "
-    relapsed = [lane for lane in after if _leaked(lane)]
-    if relapsed:
-        text += (f"Yet stronger {', '.join(lane.tick for lane in relapsed)} leaked again: one seed is one draw "
-                 "of the noise and the victim, so try a few.")
-    return text.rstrip()
+    setting = UtilitySetting()
+    st.caption(f"Left: how close each attacker's reconstruction is to the private photo ({SUCCESS_PSNR:g} dB and "
+               "above looks the same to the eye; SSIM 1 is identical); the naive attacker ignores the defence, "
+               "the other knows it, as a server that sets the protocol does. Right: what the defence costs the "
+               f"learning: the test accuracy of a small federated model after {setting.rounds} rounds in which "
+               f"{setting.clients} clients share defended updates on {setting.batch} photos each (crops of "
+               "nine photos, labelled by the photo; dlg_core/utility.py), against the same training undefended. "
+               "One step with a noisy update costs little; many rounds of them add up.")
+    st.markdown(verdict(comparison.outcomes(), comparison.rounds))
 
 
 def results_table(comparison: Comparison) -> None:
@@ -565,17 +508,21 @@ def results_table(comparison: Comparison) -> None:
     for lane in comparison.lanes:
         row = lane.history.last_row
         eps = _epsilon_text(lane.defense) if comparison.kind == "dp" else None
+        accuracy = comparison.accuracy(lane)
+        kept = lane.cost.progress_kept
         rows.append({
             "strength": lane.title,
+            "attacker": "knows the defence" if lane.adaptive else "naive",
             "PSNR (dB)": None if row is None else round(min(row["psnr"], 99.0), 2),
             "SSIM": None if row is None else round(row["ssim"], 3),
             "MSE on 0-255": None if row is None else number(row["mse_255"]),
             "label": None if row is None else ("right" if lane.history.label_correct else "wrong"),
             "steps": None if row is None else row["step"],
+            f"federated accuracy ({comparison.rounds} rounds)": None if accuracy is None else f"{accuracy:.0%}",
             "cosine to true update": round(lane.cost.cosine, 4),
             "relative error": f"{lane.cost.relative_error:.3g}",
             "loss after one step": float(f"{lane.cost.loss_after_defended:.4g}"),
-            "progress kept": None if progress_kept(lane.cost) is None else f"{100 * progress_kept(lane.cost):.0f}%",
+            "one step's progress kept": None if kept is None else f"{100 * kept:.0f}%",
             **({"epsilon": eps} if eps is not None else {}),
         })
     st.dataframe(rows, hide_index=True)

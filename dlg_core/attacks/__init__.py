@@ -1,5 +1,6 @@
 """The attacks, by name. Each is ``attack(knowledge, settings) -> Iterator[Progress]``."""
 
+from .adaptive import unmixing
 from .analytic import analytic
 from .base import AttackerKnowledge, AttackSettings, Progress, infer_labels_from_last_layer
 from .dlg import dlg
@@ -9,8 +10,10 @@ from .inverting import ig
 from .labels import LabelCounts, infer_batch_labels, label_counts
 from .layerwise import layerwise
 
-ATTACKS = {"dlg": dlg, "idlg": idlg, "ig": ig, "analytic": analytic, "imprint": imprint,
-           "layerwise": layerwise}
+# Each wrapped so that the adaptive attacker unmixes its reconstructions when the protocol prescribes MixUp.
+ATTACKS = {name: unmixing(attack) for name, attack in
+           {"dlg": dlg, "idlg": idlg, "ig": ig, "analytic": analytic, "imprint": imprint,
+            "layerwise": layerwise}.items()}
 # What a malicious server sends the clients instead of the plain victim: (victim, input shape, seed) -> model.
 SERVER_MODELS = {"imprint": malicious_model}
 

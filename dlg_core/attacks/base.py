@@ -27,6 +27,11 @@ class AttackerKnowledge:
     num_classes: int
     # Only under a threat model where the server knows the batch's labels (``labels_known``); None otherwise.
     known_labels: tuple[int, ...] | None = None
+    # The defence the protocol prescribes, as comma-separated specs ("" for none): a real server knows it, as it
+    # knows the model. Never the client's noise or its MixUp partner: those come from the client's own seed.
+    defenses: str = ""
+    # The public photos MixUp mixes with (the bundled samples), given only when the protocol prescribes MixUp.
+    public_photos: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class AttackSettings:
     tv_weight: float = 1e-2  # weight of the total-variation prior against the cosine distance (0 to 2)
     restarts: int = 1  # independent starts; `steps` is shared among them and the best is kept
     lr_decay: bool = True  # step-wise: the learning rate is divided by 10 at 3/8, 5/8 and 7/8 of a restart
+    adaptive: bool = False  # adapt to the known defence (attacks/adaptive.py) instead of ignoring it
     # Keep a copy of each point inside a step that improved on the step's best distance so far (an L-BFGS
     # step of 5 iterations is one frame: too coarse to watch a 17-step run). Off for the CLI and benchmark.
     trail: bool = False

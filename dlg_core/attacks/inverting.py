@@ -27,17 +27,12 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from .adaptive import adaptation, view
 from .base import AttackerKnowledge, AttackSettings, Progress, candidate_gradients, gradient_distance, initial_image
 from .labels import infer_batch_labels
+from .prior import total_variation
 
 LR_MILESTONES = (3 / 8, 5 / 8, 7 / 8)  # Geiping et al.'s schedule, as fractions of one restart's steps
-
-
-def total_variation(images: torch.Tensor) -> torch.Tensor:
-    """Mean absolute difference between horizontally and vertically neighbouring pixels."""
-    dx = (images[..., :, 1:] - images[..., :, :-1]).abs().mean()
-    dy = (images[..., 1:, :] - images[..., :-1, :]).abs().mean()
-    return dx + dy
 
 
 def _steps_per_restart(steps: int, restarts: int) -> list[int]:
@@ -55,6 +50,7 @@ def ig(knowledge: AttackerKnowledge, settings: AttackSettings) -> Iterator[Progr
     target = [g.to(dtype) for g in knowledge.shared_update.gradients]
     local_steps, local_lr = knowledge.shared_update.local_steps, knowledge.shared_update.local_lr
     generator = torch.Generator().manual_seed(settings.seed)
+    adapt = adaptation(knowledge, settings)
 
     label_guess = knowledge.known_labels or infer_batch_labels(knowledge)
     label_probs = F.one_hot(torch.tensor(label_guess, device=device), knowledge.num_classes).to(dtype)
@@ -70,7 +66,7 @@ def ig(knowledge: AttackerKnowledge, settings: AttackSettings) -> Iterator[Progr
         evals += 1
         image.grad = None
         candidate = candidate_gradients(model, params, image, label_probs, local_steps, local_lr)
-        distance = gradient_distance(candidate, target, "cosine")
+        distance = gradient_distance(*view(adapt, candidate, target), "cosine")
         (distance + settings.tv_weight * total_variation(image)).backward()
         image.grad.sign_()
         return float(distance.detach())

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import torch
 
+from .adaptive import adaptation, view
 from .base import (
     AttackerKnowledge,
     AttackSettings,
@@ -20,6 +21,7 @@ from .base import (
     initial_image,
 )
 from .lbfgs import CompactLBFGS
+from .prior import total_variation
 
 
 def matching_distance(candidate: tuple[torch.Tensor, ...], target: list[torch.Tensor], kind: str) -> torch.Tensor:
@@ -46,6 +48,7 @@ def match_gradients(knowledge: AttackerKnowledge, settings: AttackSettings,
     target = [g.to(dtype) for g in knowledge.shared_update.gradients]
     generator = torch.Generator().manual_seed(settings.seed)
     batch, classes = knowledge.input_shape[0], knowledge.num_classes
+    adapt = adaptation(knowledge, settings)
 
     start = settings.start_image
     if start is None:
@@ -79,7 +82,9 @@ def match_gradients(knowledge: AttackerKnowledge, settings: AttackSettings,
             v.grad = None
         candidate = candidate_gradients(model, params, image, current_label_probs(),
                                         knowledge.shared_update.local_steps, knowledge.shared_update.local_lr)
-        distance = matching_distance(candidate, target, settings.distance)
+        distance = matching_distance(*view(adapt, candidate, target), settings.distance)
+        if adapt is not None and adapt.prior_weight:  # a known noise scale: prefer a photo among near matches
+            distance = distance + adapt.prior_weight * total_variation(image)
         distance.backward()
         last_distance = float(distance.detach())
         if settings.trail and last_distance < trail_best:
