@@ -1,43 +1,43 @@
-"""The attack lab: choose a private photo and a setting, run the attack live, then replay, download, share."""
+"""The attack lab: the photo, a large Run button and the stage on the first screen; the setting folded away;
+the verdict, charts, downloads and the share link below."""
 
 import streamlit as st
 
-from ui import attack_view, batch, host, link, photo, rank_view, settings, threat_card
+from ui import attack_view, batch, host, link, photo, rank_view, settings, stage, threat_card
 
 autorun = link.apply_shared_link()
 attack_view.settle_interrupted_run()
 
 st.title("Gradient Leakage Lab")
-st.markdown(
-    "In federated learning a client never sends its photos, only the **gradient** of the shared model on them. "
-    "Watch an attacker who sees nothing but that gradient rebuild the private photo, pixel by pixel."
-)
+st.markdown("A client shares only the **gradient** of its model on a private photo. Press Run and watch an "
+            "attacker who sees nothing but that gradient rebuild the photo.")
 link.link_messages()
 
-chosen = photo.photo_section()
-
-st.header("2 · The setting", divider="red")
-config = settings.settings_panel()
-threat_card.threat_card()
-if config is not None and config.attack == "layerwise":
-    rank_view.layer_chart(config)
-
-st.header("3 · The attack", divider="red")
-start = attack_view.run_controls(ready=chosen is not None and config is not None, autorun=autorun)
-host.limits_panel(attack_view.run_slots().slots)
+controls, stage_box = st.columns([1, 2], gap="medium")
+with controls:
+    chosen = photo.photo_fold()
+    config = settings.settings_fold()
+    start = attack_view.run_controls(ready=chosen is not None and config is not None, autorun=autorun)
+    attack_view.setting_check(config)
 history = attack_view.current_history()
 if start:
-    attack_view.live_attack_view(chosen, config, settings.current_label())
+    attack_view.live_attack_view(chosen, config, settings.current_label(), stage_box)
 elif history is None:
-    st.info("Press **Run the attack**: the client computes its gradient on the photo, and the attacker "
-            "starts from that gradient alone.", icon=":material/play_circle:")
+    with stage_box:
+        stage.idle_stage(attack_view.client_pixels(chosen, config))
 else:
-    attack_view.client_panel(history)
-    attack_view.replay_view(history)
-    batch.batch_view(history)
-
-    st.header("4 · After the attack", divider="red")
+    with stage_box:
+        stage.played_stage(history)
+    st.header("What leaked", divider="red")
     attack_view.run_summary(history)
+    attack_view.client_panel(history)
+    attack_view.run_charts(history)
+    batch.batch_view(history)
     st.subheader("Take it with you")
     attack_view.downloads(history)
     attack_view.share_box(history)
+st.header("The threat model and the setting's layers", divider="red")
+threat_card.threat_card()
+if config is not None and config.attack == "layerwise":
+    rank_view.layer_chart(config)
+host.limits_panel(attack_view.run_slots().slots)

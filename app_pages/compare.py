@@ -2,28 +2,20 @@
 
 import streamlit as st
 
-from ui import attack_view, compare_view, host, photo, settings
+from ui import attack_view, classroom, compare_view, host, link, photo, settings
 
 compare_view.settle_interrupted_comparison()
 compare_view.keep_photo_source()
 
 st.title("Compare attacks")
-st.markdown(
-    "One client, one private photo, **one shared update**, and several attackers who each get exactly that "
-    "update. DLG and iDLG match the gradient with L-BFGS, Inverting Gradients matches its direction with a "
-    "smoothness prior, and the closed form solves a fully-connected layer in one step. Which one rebuilds "
-    "the photo, how well, and how fast?"
-)
+st.markdown("One private photo, **one shared update**, several attackers who each get exactly that update: "
+            "which one rebuilds the photo, how well, and how fast?")
 
-chosen = photo.photo_section()
-
-st.header("2 · The victim and its update", divider="red")
-st.caption("The same settings as on the Attack lab (changed here, they change there too). Try the CNN victim "
+chosen = photo.photo_fold()
+config = settings.settings_fold(choose_attack=False)
+st.caption("The same setting as on the Attack lab (changed here, it changes there too). Try the CNN victim "
            "with the ReLU activation (under *The victim*): L-BFGS on the squared distance stalls there, Inverting "
            "Gradients does not. Or a trained victim, whose confident, smaller gradient gives every attack less.")
-config = settings.settings_panel(choose_attack=False)
-
-st.header("3 · The attacks", divider="red")
 attacks, steps = compare_view.attack_choice(config.model if config else "")
 ready = chosen is not None and config is not None and len(attacks) >= 2
 start = compare_view.run_controls(ready)
@@ -39,3 +31,4 @@ elif comparison is None:
 else:
     st.header("4 · How they did", divider="red")
     compare_view.results_view(comparison)
+    classroom.show_to_class(link.share_url({}), "compare")

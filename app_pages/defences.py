@@ -2,25 +2,20 @@
 
 import streamlit as st
 
-from ui import attack_view, defences_view, host, photo
+from ui import attack_view, classroom, defences_view, host, link, photo
 
 defences_view.settle_interrupted_comparison()
 
 st.title("Defences")
-st.markdown(
-    "A client can blur its update before sharing it: add noise, clip it, drop its small entries, round it or "
-    "keep only its signs, mix its photo with another, or prune what Soteria finds most revealing. Each strength "
-    "below gets its own run of the same attack on the same photo, beside the undefended update, and a second "
-    "run by an attacker who knows the defence. Where does the leak stop, for whom, and how much learning does "
-    "that cost?"
-)
+st.markdown("A client can blur its update before sharing it: noise, clipping, pruning, rounding or signs, mixing, "
+            "or Soteria's pruning. Each strength gets its own run of the same attack beside the undefended one, and "
+            "a second by an attacker who knows the defence: where does the leak stop, for whom, at what cost?")
 
-chosen = photo.photo_section(defences_view.current_size())
-
-st.header("2 · The attack and the defence", divider="red")
-setup, label = defences_view.defence_settings(chosen)
-
-st.header("3 · Side by side", divider="red")
+chosen = photo.photo_fold(defences_view.current_size())
+with st.expander("Change the setting: attack, victim, defence and its strengths", icon=":material/tune:",
+                 key="fold_defence"):
+    setup, label = defences_view.defence_settings(chosen)
+st.caption(defences_view.setting_line())
 start = defences_view.run_controls(ready=chosen is not None and setup is not None)
 host.limits_panel(attack_view.run_slots().slots)
 comparison = defences_view.current_comparison()
@@ -37,3 +32,4 @@ else:
     defences_view.epsilon_note(comparison)
     with st.expander("Every run in numbers", icon=":material/table_chart:"):
         defences_view.results_table(comparison)
+    classroom.show_to_class(link.share_url({}), "defences")

@@ -2,16 +2,13 @@
 
 import streamlit as st
 
-from ui import attack_view, experiments_view, host
+from ui import attack_view, classroom, experiments_view, host, link
 
 experiments_view.settle_interrupted_run()
 
 st.title("Experiments")
-st.markdown(
-    "One run shows one photo leaking; a paper's claim rests on many. Each preset below is a paper's table: "
-    "the same grid of photos, attacks, victims, seeds and defences, with the same figures in its summary. The "
-    "quick version runs here in well under a minute; the full one runs on the command line."
-)
+st.markdown("A paper's claim rests on many runs: each preset is a paper's table, run here in a quick version "
+            "(the full one on the command line).")
 
 st.header("1 · The preset", divider="red")
 preset, jobs = experiments_view.preset_picker()
@@ -28,3 +25,4 @@ elif run is None or run.preset != preset.name:
 else:
     st.header("3 · The table", divider="red")
     experiments_view.results_view(run, preset)
+    classroom.show_to_class(link.share_url({}), "experiments")

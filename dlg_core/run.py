@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from . import limits, metrics
 from .attacks import ATTACKS, SERVER_MODELS, AttackerKnowledge, AttackSettings, Progress
@@ -67,11 +68,29 @@ def cap_threads(threads: int) -> None:
     global _thread_cap
     _thread_cap = max(1, int(threads))
     torch.set_num_threads(_thread_cap)
+    threadpool_limits(_thread_cap, user_api="blas")
 
 
 def use_threads(threads: int) -> None:
-    """A run's torch threads, within the process's cap (the float sums of a convolution's backward depend on them)."""
-    torch.set_num_threads(threads if _thread_cap is None else min(threads, _thread_cap))
+    """A run's torch threads, within the process's cap (the float sums of a convolution's backward depend on them).
+
+    numpy's BLAS too (the layer-by-layer attack's scipy solvers): it starts one thread per core otherwise, which
+    made those runs 4-7x slower on a loaded 2-core machine (measured; no difference on a quiet one).
+    """
+    threads = threads if _thread_cap is None else min(threads, _thread_cap)
+    torch.set_num_threads(threads)
+    threadpool_limits(threads, user_api="blas")
+
+
+@dataclass(frozen=True)
+class TrailFrame:
+    """A point inside a step (``AttackRun(trail=True)``): the picture and its PSNR, for a finer animation."""
+
+    evals: int
+    image: torch.Tensor  # 1 x 3 x H x W on the CPU, clamped to [0, 1]
+    gradient_distance: float
+    mse_255: float
+    psnr: float
 
 
 @dataclass(frozen=True)
@@ -91,6 +110,7 @@ class Snapshot:
     ssim: float
     restarts: int = 0
     per_image: tuple = ()  # matching.ImageScore per original, for a batch
+    trail: tuple[TrailFrame, ...] = ()  # with AttackRun(trail=True), one photo: the step's improving points
 
 
 @dataclass
@@ -288,7 +308,7 @@ class AttackRun:
     """
 
     def __init__(self, config: AttackConfig, images: torch.Tensor, labels: tuple[int, ...] | list[int],
-                 stop_event: threading.Event | None = None, victim: Victim | None = None):
+                 stop_event: threading.Event | None = None, victim: Victim | None = None, trail: bool = False):
         labels = tuple(int(x) for x in labels)
         if images.dim() != 4 or images.shape[1] != 3 or images.shape[2:] != (config.size, config.size):
             raise BadInputError(f"Expected images of shape Bx3x{config.size}x{config.size}, got {tuple(images.shape)}.")
@@ -309,6 +329,9 @@ class AttackRun:
         self.stop_event = stop_event or threading.Event()
         use_threads(config.threads)  # the client's update too: with other threads its last bits, and the run, differ
         self.victim = victim or prepare_victim(config, self.images, labels, self.device)
+        # Record the improving points inside each L-BFGS step too (one photo only): a live view plays them
+        # back when the attack is too quick to watch. The CLI and the benchmark leave it off.
+        self.trail = trail and images.shape[0] == 1
         self.result: RunResult | None = None
 
     def stop(self) -> None:
@@ -338,7 +361,7 @@ class AttackRun:
             adaptive=c.adaptive,
             dtype=torch.float64 if c.precision == "float64" else torch.float32,
             start_image=None if start is None else start.reconstruction,
-            start_label_logits=None if start is None else start.label_logits,
+            start_label_logits=None if start is None else start.label_logits, trail=self.trail,
         )
 
     def _snapshot(self, progress: Progress, step: int, evals: int, seconds: float, restarts: int) -> Snapshot:
@@ -357,8 +380,16 @@ class AttackRun:
         return Snapshot(
             step=step, seconds=seconds, evals=evals, image=image, label_guess=guess, label_probs=probs,
             gradient_distance=progress.gradient_distance, mse=m.mse, mse_255=m.mse_255, psnr=m.psnr, ssim=ssim,
-            restarts=restarts, per_image=per_image,
+            restarts=restarts, per_image=per_image, trail=self._trail_frames(progress, evals - progress.evals),
         )
+
+    def _trail_frames(self, progress: Progress, base_evals: int) -> tuple[TrailFrame, ...]:
+        frames = []
+        for point in progress.trail if self.trail else ():
+            image = torch.nan_to_num(point.reconstruction, nan=0.5).clamp(0, 1)
+            m = metrics.image_metrics(image, self.images)  # MSE and PSNR only: SSIM would cost more than a copy
+            frames.append(TrailFrame(base_evals + point.evals, image, point.gradient_distance, m.mse_255, m.psnr))
+        return tuple(frames)
 
     def __iter__(self) -> Iterator[Snapshot]:
         c = self.config

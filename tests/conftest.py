@@ -266,13 +266,25 @@ class TabSession:
             return found
 
 
+def open_fold(page, label_start: str) -> None:
+    """Open the expander whose label holds ``label_start`` (the Attack lab folds the photo choice and the
+    setting), unless it is open already."""
+    summary = page.locator("summary", has_text=label_start).first
+    if summary.locator("xpath=..").get_attribute("open") is None:
+        summary.click()
+
+
 def choose(page, label: str, option: str) -> None:
     """Pick an option of a selectbox. A click that lands while the page is still being drawn can leave the list
-    closed, so open it again until the option shows."""
+    closed, so open it again until the option shows. A setting folded away is unfolded first."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+    try:
+        page.get_by_role("combobox", name=label, exact=True).wait_for(timeout=5_000)
+    except PlaywrightTimeout:  # folded away (the Attack lab's and Compare's settings)
+        open_fold(page, "Change the setting")
     for _ in range(5):
-        page.get_by_role("combobox", name=label).click()
+        page.get_by_role("combobox", name=label, exact=True).click()
         try:
             page.get_by_role("option", name=option, exact=True).click(timeout=3_000)
             return

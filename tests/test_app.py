@@ -108,9 +108,12 @@ def test_short_attack_shows_reconstruction_charts_and_summary(app_test):
     assert history.sample == "dog_pekingese" and history.label_true == (1,)
 
     captions = [c for img in at.image for c in img.captions]
-    assert any(c.startswith("Reconstruction, step") for c in captions)
-    assert any(c.startswith("Error:") for c in captions)
+    assert any(c.startswith("Error map at step") for c in captions)
     assert len(at.get("plotly_chart")) == 3  # MSE, PSNR, gradient distance
+    # The stage's player in the browser gets every stored frame, from the attacker's starting image.
+    player = stage_player_html(at)
+    assert f'id="stage-player-{history.run_id}"' in player and player.count('"seq": ') == len(history.frames)
+    assert '"seq": 0, "step": 0' in player
     metrics = {m.label: m.value for m in at.metric}
     for label in ("MSE on 0-255", "MSE on [0, 1]", "PSNR", "SSIM", "Label", "Time", "Evaluations"):
         assert label in metrics
@@ -122,18 +125,27 @@ def test_short_attack_shows_reconstruction_charts_and_summary(app_test):
     share = at.code[0].value
     assert "sample=dog_pekingese" in share and "size=16" in share and "steps=5" in share
     assert at.query_params["sample"] == "dog_pekingese"
-    assert at.select_slider(key=f"replay_{history.run_id}").value == history.frames[-1].step
 
 
-def test_replay_slider_shows_an_earlier_frame(app_test):
+def stage_player_html(at) -> str:
+    bodies = [element.proto.body for element in at.get("html") if 'id="stage-player-' in element.proto.body]
+    assert len(bodies) == 1
+    return bodies[0]
+
+
+def test_a_new_run_clears_the_last_result_and_the_stage_plays_the_new_one(app_test):
     at = app_test().run()
     quick_settings(at)
     at.button(key="run").click().run()
-    history = at.session_state["run_history"]
-    first = history.frames[0].step
-    at.select_slider(key=f"replay_{history.run_id}").set_value(first).run()
+    first = at.session_state["run_history"]
+    assert any("Leaked" in s.body or "leaked" in s.body for s in [*at.success, *at.warning, *at.info])
+    at.number_input(key="cfg_seed").set_value(1).run()
+    at.button(key="run").click().run()
     no_exception(at)
-    assert f"Reconstruction, step {first}" in [c for img in at.image for c in img.captions]
+    second = at.session_state["run_history"]
+    assert second.run_id == first.run_id + 1
+    player = stage_player_html(at)  # one stage, the new run's
+    assert f'id="stage-player-{second.run_id}"' in player
 
 
 def test_an_interrupted_run_keeps_what_it_reached(app_test):
@@ -331,6 +343,7 @@ class FakeSnapshot:
         self.label_guess, self.label_probs = (0,), torch.tensor([[0.9, 0.1]])
         self.gradient_distance, self.mse, self.mse_255 = 1 / step, 1 / step, 65025 / step
         self.psnr, self.ssim, self.restarts = 10.0 + step / 10, 0.5, 0
+        self.trail = ()
 
 
 def test_history_keeps_every_metric_and_thins_frames_evenly(monkeypatch):

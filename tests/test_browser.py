@@ -11,7 +11,7 @@ import re
 import time
 
 import pytest
-from conftest import ARTIFACTS, choose
+from conftest import ARTIFACTS, choose, open_fold
 from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.browser
@@ -28,7 +28,7 @@ RECORDER = """
   }, true);
   setInterval(() => {
     const r = window.__rec;
-    const img = document.querySelector('.st-key-live_recon img');
+    const img = document.querySelector('.st-key-stage_recon img');
     const src = img && img.getAttribute('src');
     if (src && src !== r.lastSrc) { r.lastSrc = src; r.frames.push(performance.now()); }
     const paths = [...document.querySelectorAll('.st-key-live_charts path.js-line')].map(p => p.getAttribute('d'));
@@ -45,6 +45,7 @@ def open_app(page: Page, url: str) -> None:
 
 
 def pick_sample(page: Page, name: str) -> None:
+    open_fold(page, "Private photo")
     button = page.locator(f".st-key-pick_{name} button")  # a keyed widget's container has class st-key-<key>
     button.click()
     expect(button).to_have_text(re.compile("Picked"))
@@ -77,25 +78,25 @@ def test_live_attack_32px(page: Page, streamlit_server: str):
     page.evaluate(RECORDER)
     page.get_by_role("button", name="Run the attack").click()
 
-    live = page.locator(".st-key-live_recon img")
+    live = page.locator(".st-key-stage_recon img")
     expect(live).to_be_visible(timeout=30_000)
     page.wait_for_function("() => window.__rec.frames.length >= 3", timeout=60_000)
     page.wait_for_function("() => window.__rec.charts.length >= 2", timeout=60_000)
-    expect(page.get_by_role("heading", name="4 · After the attack")).to_be_visible(timeout=120_000)
+    expect(page.get_by_role("heading", name="What leaked")).to_be_visible(timeout=120_000)
 
     t = timings(page)
     report("32x32", t)
     assert t["frames"] >= 3 and t["chart_updates"] >= 2
     expect(page.get_by_text("Attacker's label guess").first).to_be_visible()
-    expect(page.get_by_text(re.compile(r"The photo leaked|Not rebuilt this time"))).to_be_visible()
-    expect(page.get_by_text("Replay the attack: step")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^(Leaked: |Partly leaked|Not leaked)"))).to_be_visible()
+    expect(page.get_by_role("slider", name="Replay the attack: frame")).to_be_visible()
     assert "sample=dog_german_shepherd" in page.url  # the address bar is now the run's shareable link
     with page.expect_download() as download:  # the GIF is built only when asked for, in memory
         page.get_by_role("button", name="Animation (GIF)").click()
     assert download.value.suggested_filename.endswith(".gif")
     with open(download.value.path(), "rb") as gif:
         assert gif.read(6) == b"GIF89a"
-    page.get_by_role("heading", name="4 · After the attack").scroll_into_view_if_needed()
+    page.get_by_role("heading", name="What leaked").scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "browser-32px-summary.png"))
 
 
@@ -105,6 +106,7 @@ def test_live_attack_64px_and_stop(page: Page, streamlit_server: str):
     choose(page, "Attack", "Inverting Gradients (Geiping et al. 2020)")  # long enough to stop (see above)
     # 32 -> 40 -> 48 -> 56 -> 64, one key at a time: a key pressed while the page reruns (after the victim
     # was chosen) can be lost, and extra presses stop at the slider's end, 64.
+    open_fold(page, "Change the setting")
     slider = page.get_by_role("slider", name="Resolution (pixels per side)")
     at_64 = page.get_by_text("What the client trains on: 64x64 pixels")
     for _ in range(12):
@@ -122,7 +124,7 @@ def test_live_attack_64px_and_stop(page: Page, streamlit_server: str):
     t = timings(page)
     report("64x64", t)
     assert t["frames"] >= 3
-    page.locator(".st-key-live_recon").scroll_into_view_if_needed()
+    page.locator(".st-key-stage_recon").scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "browser-64px-live.png"))
 
     started = time.monotonic()
@@ -135,8 +137,10 @@ def test_live_attack_64px_and_stop(page: Page, streamlit_server: str):
     rec = page.evaluate("() => window.__rec")
     last_after_stop = max([t for t in rec["frames"] if t >= rec["stop"]], default=rec["stop"])
     print(f"[64x64] Stop -> last live frame: {(last_after_stop - rec['stop']) / 1000:.2f} s")
-    expect(page.get_by_text("Replay the attack: step")).to_be_visible()  # what was reached is kept
-    page.get_by_role("heading", name="4 · After the attack").scroll_into_view_if_needed()
+    # what was reached is kept: the stage's player stands at the last frame, paused
+    expect(page.get_by_role("slider", name="Replay the attack: frame")).to_be_visible()
+    expect(page.locator(".stage-player [data-part=play]")).to_have_text(re.compile("Play"))
+    page.get_by_role("heading", name="What leaked").scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "browser-64px-stopped.png"))
 
 

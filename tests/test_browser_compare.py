@@ -8,7 +8,7 @@ import re
 import time
 
 import pytest
-from conftest import ARTIFACTS
+from conftest import ARTIFACTS, open_fold
 from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.browser
@@ -44,6 +44,7 @@ def open_compare(page: Page, url: str, steps: int) -> None:
     expect(box).to_have_value(str(steps))
     # LeNet: DLG and iDLG take all their steps there (on some victims they converge within a second, too fast
     # to watch).
+    open_fold(page, "Change the setting")
     page.get_by_role("combobox", name="Victim model").click()
     page.get_by_role("option", name="LeNet (DLG's victim)").click()
     expect(page.get_by_role("combobox", name="Victim model")).to_have_value(re.compile("LeNet"))
@@ -118,6 +119,8 @@ def test_settings_follow_the_visitor_between_attack_lab_and_compare(page: Page, 
     """The two pages show the same setting widgets; Streamlit would reset the second page's to their defaults."""
     page.goto(streamlit_server)
     expect(page.get_by_role("heading", name="Gradient Leakage Lab")).to_be_visible(timeout=90_000)
+    open_fold(page, "Change the setting")
+    open_fold(page, "Private photo")
     resolution = page.get_by_role("slider", name="Resolution (pixels per side)")
     shown = page.locator(".stSlider [data-testid='stSliderThumbValue']").first
     expect(shown).to_have_text("32")
@@ -126,8 +129,11 @@ def test_settings_follow_the_visitor_between_attack_lab_and_compare(page: Page, 
     expect(page.get_by_text("What the client trains on: 24x24 pixels")).to_be_visible()
     page.get_by_role("link", name="Compare attacks").click()
     expect(page.get_by_role("heading", name="Compare attacks")).to_be_visible()
+    open_fold(page, "Change the setting")
+    open_fold(page, "Private photo")
     expect(shown).to_have_text("24")
     expect(page.get_by_text("What the client trains on: 24x24 pixels")).to_be_visible()
     page.get_by_role("link", name="Attack lab").click()
     expect(page.get_by_role("heading", name="Gradient Leakage Lab")).to_be_visible()
+    open_fold(page, "Change the setting")
     expect(shown).to_have_text("24")

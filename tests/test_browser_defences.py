@@ -8,7 +8,7 @@ import re
 import time
 
 import pytest
-from conftest import ARTIFACTS, choose
+from conftest import ARTIFACTS, choose, open_fold
 from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.browser
@@ -43,6 +43,7 @@ def open_page(page: Page, url: str, link: str, title: str) -> None:
 
 
 def set_number(page: Page, label: str, value: int) -> None:
+    open_fold(page, "Change the setting")
     box = page.get_by_role("spinbutton", name=label)
     box.fill(str(value))
     box.press("Enter")
@@ -100,6 +101,7 @@ def test_defences_stop_keeps_what_was_reached(page: Page, streamlit_server: str)
 
 def pick_preset(page: Page, name: str) -> None:
     choose(page, "Preset", name)
+    open_fold(page, "What it runs")
     expect(page.get_by_text(f"--preset {name}")).to_be_visible()
 
 

@@ -274,7 +274,7 @@ def test_the_janitor_frees_a_session_only_once_it_can_no_longer_return():
 
 @pytest.mark.browser
 def test_in_a_real_server_the_photo_stays_in_memory_and_leaves_with_the_tab(chromium, crowd_server):
-    from conftest import CROWD_SESSION_TTL
+    from conftest import CROWD_SESSION_TTL, open_fold
     from playwright.sync_api import expect
 
     url, server = crowd_server
@@ -287,12 +287,13 @@ def test_in_a_real_server_the_photo_stays_in_memory_and_leaves_with_the_tab(chro
     page.set_default_timeout(90_000)
     page.goto(f"{url}/?size=16&steps=3")
     expect(page.get_by_role("heading", name="Gradient Leakage Lab")).to_be_visible(timeout=90_000)
+    open_fold(page, "Private photo")
     page.get_by_text("Upload", exact=True).click()
     page.locator("input[type=file]").set_input_files({"name": "me.png", "mimeType": "image/png",
                                                       "buffer": photo.data})
     expect(page.get_by_text("Your photo (original, 1000x700)")).to_be_visible(timeout=60_000)
     page.get_by_role("button", name="Run the attack").click()
-    expect(page.get_by_role("heading", name="4 · After the attack")).to_be_visible(timeout=90_000)
+    expect(page.get_by_role("heading", name="What leaked")).to_be_visible(timeout=90_000)
     assert photo.marker not in page.url and "sample=" not in page.url
     media = sorted({src for src in page.eval_on_selector_all("img", "els => els.map(e => e.src)") if "/media/" in src})
     assert media  # the photo, its client view, the reconstruction...
@@ -302,10 +303,11 @@ def test_in_a_real_server_the_photo_stays_in_memory_and_leaves_with_the_tab(chro
     other_page = other.new_page()
     other_page.goto(url)
     expect(other_page.get_by_role("heading", name="Gradient Leakage Lab")).to_be_visible(timeout=90_000)
+    open_fold(other_page, "Private photo")
     other_page.get_by_text("Upload", exact=True).click()
     expect(other_page.get_by_text("Upload a photo of a cat or a dog")).to_be_visible()
     assert other_page.get_by_text("Your photo (original").count() == 0
-    assert other_page.get_by_text("After the attack").count() == 0
+    assert other_page.get_by_text("What leaked").count() == 0
     other.close()
 
     # Not on disk, on the server's side (the browser's own profile is the student's device, and skipped).

@@ -465,6 +465,7 @@ def test_the_app_caches_only_bundled_samples():
         "ui/photo.py:sample_thumbnail": ["name", "px"],
         "ui/defences_view.py:dp_epsilon": ["noise_multiplier"],  # a number from the settings, no photo
         "ui/batch.py:_crops": ["count", "size"],  # crops of scikit-image's pictures, numbers only
+        "ui/attack_view.py:_check": ["config"],  # the setting's counts before a run: no photo
         "ui/rank_view.py:_sample_stages": ["sample", "config_json", "label"],  # a bundled sample's name; uploads
     }
     assert {s.name for s in SAMPLES} and all(re.fullmatch(r"[a-z_]+", s.name) for s in SAMPLES)

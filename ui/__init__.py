@@ -6,9 +6,12 @@
 - ``ui.settings``: the attack's settings, with defaults from ``dlg_core.config.DEFAULT``
 - ``ui.link``: shareable links (a run's settings and a bundled sample's name in the URL)
 - ``ui.charts``: the plotly figures
-- ``ui.attack_view``: Run/Stop, the live attack view, the replay, the summary, downloads and the share link
+- ``ui.attack_view``: Run/Stop, the setting check, the live run, the verdict, charts, downloads and the share link
+- ``ui.stage``: the stage: the photo beside the reconstruction, paced from the starting image, then played in
+  the browser (``stage_player.js``)
+- ``ui.classroom``: "Show to class": a QR code and a link with an address students can reach
 - ``ui.explain``: the "How it works" page's live label chart and diagram
-- ``ui.style``: page-wide look (crisp pixels, spacing)
+- ``ui.style``: page-wide look (crisp pixels, spacing, the Run button, the stage, contrast)
 - ``ui.host``: what a server process sets up once (thread cap, privacy), and the limits the page states
 - ``ui.privacy``: uploads kept in memory, raw uploads dropped, ended sessions' images freed
 

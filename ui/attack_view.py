@@ -20,15 +20,16 @@ import numpy as np
 import streamlit as st
 import torch
 
+from dlg_core import verdict
 from dlg_core.config import DEFAULT, AttackConfig
 from dlg_core.errors import BadInputError
 from dlg_core.export import config_to_json, frames_to_gif, history_to_csv
-from dlg_core.images import SAMPLES
+from dlg_core.images import SAMPLES, tensor_to_numpy
 from dlg_core.metrics import SUCCESS_PSNR
 from dlg_core.run import AttackRun
 from dlg_core.slots import RunSlots
 
-from . import batch, charts, link
+from . import batch, charts, classroom, link, stage
 from .history import Frame, RunHistory
 from .photo import Photo, sample_tensor
 from .pictures import DISPLAY_PX, ERROR_VMAX, error_map
@@ -115,12 +116,14 @@ def settle_interrupted_run() -> None:
     history = current_history()
     if history is not None and history.running:
         history.stop("Interrupted when the page changed during the run: everything reached so far is kept.")
+        stage.stop_playback()
 
 
 def _stop_clicked() -> None:
     history = current_history()
     if history is not None:
         history.stop()
+    stage.stop_playback()  # show what the run reached, not a backlog of frames
 
 
 def run_and_stop_buttons(label: str, keys: tuple[str, str], ready: bool, on_stop: Callable[[], None], run_help: str,
@@ -129,7 +132,7 @@ def run_and_stop_buttons(label: str, keys: tuple[str, str], ready: bool, on_stop
 
     Stop's click reruns the page, which interrupts the running loop; ``on_stop`` marks what it reached.
     """
-    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+    with st.container(horizontal=True, vertical_alignment="center", gap="small", key=f"runbar_{keys[0]}"):
         pressed = st.button(label, key=keys[0], type="primary", icon=":material/play_arrow:", disabled=not ready,
                             help=run_help)
         start = ready and (pressed or autorun)
@@ -151,6 +154,29 @@ def run_controls(ready: bool, autorun: bool = False) -> bool:
 # ---------------------------------------------------------------------------------------------------- pieces
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _check(config: AttackConfig) -> verdict.SettingCheck:
+    return verdict.check_setting(config)
+
+
+def setting_check(config: AttackConfig | None) -> None:
+    """Before a run: the shared numbers against the pixel unknowns, and a warning for a setting known to fail."""
+    if config is None:
+        return
+    check = _check(config)
+    st.caption(f"The client will share **{check.equations:,} numbers**; the photo has **{check.unknowns:,} "
+               "pixel values** to recover from them.")
+    if check.warning:
+        st.warning(check.warning, icon=":material/warning:")
+
+
+def client_pixels(photo: Photo | None, config: AttackConfig | None) -> np.ndarray | None:
+    """The photo as the client trains on it (for the stage before a run)."""
+    if photo is None or config is None:
+        return None
+    return tensor_to_numpy(photo.tensor(config.size))
+
+
 def client_panel(history: RunHistory) -> None:
     """What leaves the client: the size and strength of its shared gradient (and the weak-signal warning)."""
     size = history.config.size
@@ -169,39 +195,14 @@ def client_panel(history: RunHistory) -> None:
         st.warning(history.warning, icon=":material/warning:")
 
 
-def show_picture(slot, picture: np.ndarray, caption: str) -> None:
+def show_picture(slot, picture: np.ndarray, caption: str, alt: str | None = None) -> None:
     """A tiny image enlarged with crisp pixels, in a placeholder (redrawn in place by the live views).
 
     Sent at its own size and enlarged by the browser (the page's CSS keeps the pixels square inside "pixels"
     containers): encoding a 256 px enlargement ten times a second cost the live attack about 4% of its
     speed in the app (measured: app/headless evaluations per second 0.87 -> 0.91, median of 8 runs at 64 px).
     """
-    slot.image(picture, caption=caption, width="stretch", output_format="PNG")
-
-
-class FrameView:
-    """Original | reconstruction | error map, and beside them the attacker's label guess.
-
-    Built once with placeholders, then ``show(frame)`` redraws only what changes (the live loop calls it
-    several times a second). The three pictures stay side by side even on a phone.
-    """
-
-    def __init__(self, history: RunHistory, key: str):
-        self.history = history
-        pictures, side = st.columns([3, 1], gap="medium", vertical_alignment="center")
-        # A grid keeps the three side by side down to a phone's width (columns would stack or scroll).
-        cells = pictures.container(key=f"pixels_{key}").grid(3, min_column_width=90, gap="small")
-        show_picture(cells.container(), history.original, "Private photo (never sent)")
-        self.recon = cells.container(key=f"{key}_recon").empty()
-        self.error = cells.container().empty()
-        self.label = side.empty()
-
-    def show(self, frame: Frame, with_label: bool = True) -> None:
-        show_picture(self.recon, frame.image, f"Reconstruction, step {frame.step}")
-        show_picture(self.error, error_map(frame.image, self.history.original),
-               f"Error: black exact, yellow {ERROR_VMAX:.0%}+ off")
-        if with_label:
-            label_guess_view(frame, self.history, self.label)
+    slot.image(picture, caption=caption, width="stretch", output_format="PNG", alt=alt or caption)
 
 
 # Where each attack's label guess comes from, for the sentence under it.
@@ -235,15 +236,17 @@ def number(x: float) -> str:
     return f"{x:.3g}" if x >= 1e-3 else f"{x:.2e}"
 
 
-def progress_line(history: RunHistory, slot=None) -> None:
+def progress_line(history: RunHistory, slot=None, frame: Frame | None = None) -> None:
+    """Where the run is, and what it will do: "until the gradients match, at most N steps"."""
     row = history.last_row
     if row is None:
         return
     steps = history.config.steps
+    shown = "" if frame is None or frame.step >= row["step"] else f" · the stage shows step {frame.step}"
     (slot or st).progress(
         min(row["step"] / steps, 1.0),
-        text=f"Step {row['step']} of {steps} · {row['seconds']:.1f} s · PSNR {row['psnr']:.1f} dB · "
-             f"MSE {number(row['mse_255'])} on 0-255 · {row['evals']:,} gradient evaluations")
+        text=f"Step {row['step']} · runs until the gradients match, at most {steps:,} steps{shown} · "
+             f"{row['seconds']:.1f} s · {row['evals']:,} gradient evaluations")
 
 
 class LiveCharts:
@@ -258,6 +261,7 @@ class LiveCharts:
         self.redraws = 0
 
     def draw(self, rows: list[dict]) -> None:
+        """Redraw the curves with ``rows`` (the rows up to the frame on the stage)."""
         steps = [r["step"] for r in rows]
         self.redraws += 1
         for fig, key, slot, name in zip(self.figures, self.keys, self.slots, ("mse", "psnr", "distance"), strict=True):
@@ -294,15 +298,23 @@ def follow_run(run: AttackRun, history: RunHistory, draw_frame: Callable[[Frame]
                 draw_charts(frame)
 
 
-def live_attack_view(photo: Photo, config: AttackConfig, label: int) -> None:
-    """Compute the client's update, then animate the attacker, storing every snapshot as it comes."""
+def rows_until(history: RunHistory, frame: Frame | None) -> list[dict]:
+    """The metric rows up to the step the stage shows (the whole run when nothing is shown yet)."""
+    if frame is None:
+        return history.rows
+    return [r for r in history.rows if r["step"] <= frame.step]
+
+
+def live_attack_view(photo: Photo, config: AttackConfig, label: int, stage_box) -> None:
+    """Compute the client's update, then run the attacker, storing every frame as it comes and playing them
+    on the stage (in ``stage_box``) at a pace people can follow (ui.stage)."""
     try:
-        with st.spinner("The client computes its gradient..."):
+        with stage_box, st.spinner("The client computes its gradient..."):
             images, labels = batch.batch_photos(photo, config.size, config.classes, label,
                                                 batch.photo_count([config.attack], config.clients))
-            run = AttackRun(config, images, labels)
+            run = AttackRun(config, images, labels, trail=True)  # finer frames for the stage (one photo only)
     except BadInputError as err:
-        st.error(str(err), icon=":material/error:")
+        stage_box.error(str(err), icon=":material/error:")
         return
     st.session_state[KEY_RUNS] = st.session_state.get(KEY_RUNS, 0) + 1
     history = RunHistory.start(st.session_state[KEY_RUNS], run, photo.title, photo.sample)
@@ -310,12 +322,15 @@ def live_attack_view(photo: Photo, config: AttackConfig, label: int) -> None:
     # The address bar becomes this run's shareable link (a user's own photo is never named in it).
     st.query_params.from_dict(link.link_params(config, photo.sample, label, len(run.labels)))
 
+    player = stage.player_for(history)
+    with stage_box:
+        view = stage.StageView(history)
+        queue_slot = st.empty()
+        progress_slot = st.empty()
+    stage.bring_into_view(history.run_id)
     client_panel(history)
-    queue_slot = st.empty()
-    progress_slot = st.empty()
-    view = FrameView(history, "live")
+    label_slot = st.empty()
     live_charts = LiveCharts()
-
     slots = run_slots()
 
     def keep_waiting(position: int) -> bool:
@@ -323,13 +338,17 @@ def live_attack_view(photo: Photo, config: AttackConfig, label: int) -> None:
         queue_slot.info(queue_message(position, slots.slots), icon=":material/hourglass_top:")
         return True
 
-    def draw_frame(frame: Frame) -> None:
-        progress_line(history, progress_slot)
-        view.show(frame, with_label=False)
+    def draw_frame(_: Frame) -> None:
+        player.advance(history, time.perf_counter())
+        frame = stage.displayed_frame(history)
+        view.show(frame)
+        progress_line(history, progress_slot, frame)
 
-    def draw_charts(frame: Frame) -> None:
-        label_guess_view(frame, history, view.label)
-        live_charts.draw(history.rows)
+    def draw_charts(_: Frame) -> None:
+        frame = stage.displayed_frame(history)
+        if frame is not None:
+            label_guess_view(frame, history, label_slot)
+        live_charts.draw(rows_until(history, frame))
 
     # At most one attack per CPU core at a time in this server process (dlg_core.slots); the slot is
     # given back however the loop ends: finished, stopped, reloaded, tab closed, or an error.
@@ -338,65 +357,78 @@ def live_attack_view(photo: Photo, config: AttackConfig, label: int) -> None:
         follow_run(run, history, draw_frame, draw_charts)
     assert run.result is not None
     history.finish(run.result)
-    st.rerun()  # the finished run is shown by the results view, with its replay slider
+    st.rerun()  # the stage plays on from its recorded frames (ui.stage.played_stage), the results below it
 
 
 # ---------------------------------------------------------------------------------------------------- results
 
 
-@st.fragment
-def replay_view(history: RunHistory) -> None:
-    """Replay any stored frame; a fragment, so moving the slider redraws only this part of the page."""
-    if not history.frames:
-        st.info("This run was stopped before its first step.", icon=":material/hourglass_disabled:")
+def run_charts(history: RunHistory) -> None:
+    """The run's end: its error map and label guess, and the metric charts of the whole run (the stage's own
+    PSNR curve follows the frame it shows)."""
+    frame = history.frames[-1] if history.frames else None
+    if frame is None:
         return
-    steps = [f.step for f in history.frames]
-    step = steps[-1]
-    if len(steps) > 1:
-        step = st.select_slider("Replay the attack: step", steps, value=steps[-1], key=f"replay_{history.run_id}",
-                                help="Every stored frame of this run (up to 300, evenly spaced).")
-    frame = history.frames[history.frame_index_at(step)]
     row = history.row_at(frame.step)
-    FrameView(history, f"replay_{history.run_id}").show(frame)
     if row is not None:
-        st.caption(f"At step {row['step']}: PSNR {row['psnr']:.1f} dB · MSE {number(row['mse_255'])} on 0-255 · "
-                   f"SSIM {row['ssim']:.3f} · {row['seconds']:.1f} s · {row['evals']:,} gradient evaluations")
+        st.caption(f"At the end, step {row['step']}: PSNR {row['psnr']:.1f} dB · MSE {number(row['mse_255'])} on "
+                   f"0-255 · SSIM {row['ssim']:.3f} · {row['seconds']:.1f} s · {row['evals']:,} gradient evaluations")
+    error, guess = st.columns([1, 2], gap="medium", vertical_alignment="center")
+    with error.container(key="pixels_error"):
+        show_picture(st.empty(), error_map(frame.image, history.original),
+                     f"Error map at step {frame.step}: black exact, yellow {ERROR_VMAX:.0%}+ off")
+    label_guess_view(frame, history, guess)
     metric_charts(history, marker_step=frame.step)
 
 
-def metric_charts(history: RunHistory, marker_step: int | None = None) -> None:
-    """MSE (log or linear axis, 0-255 or [0, 1]), PSNR and gradient distance against the step."""
+def metric_charts(history: RunHistory, marker_step: int | None = None, rows: list[dict] | None = None) -> None:
+    """MSE (log or linear axis, 0-255 or [0, 1]), PSNR and gradient distance against the step (``rows``: the
+    part of the run to draw, all of it by default)."""
+    rows = history.rows if rows is None else rows
     with st.container(horizontal=True, gap="medium", vertical_alignment="center"):
         axis = st.segmented_control("MSE axis", ["log", "linear"], default="log", required=True,
                                     key="mse_axis", persist_state="session")
         scale = st.segmented_control("MSE scale", ["0-255", "[0, 1]"], default="0-255", required=True,
                                      key="mse_scale", persist_state="session")
     cols = st.columns(3, gap="small")
-    cols[0].plotly_chart(charts.mse_figure(history.rows, axis == "log", scale == "0-255", marker_step),
+    cols[0].plotly_chart(charts.mse_figure(rows, axis == "log", scale == "0-255", marker_step),
                          config={"displayModeBar": False})
-    cols[1].plotly_chart(charts.psnr_figure(history.rows, marker_step), config={"displayModeBar": False})
-    cols[2].plotly_chart(charts.distance_figure(history.rows, marker_step), config={"displayModeBar": False})
+    cols[1].plotly_chart(charts.psnr_figure(rows, marker_step), config={"displayModeBar": False})
+    cols[2].plotly_chart(charts.distance_figure(rows, marker_step), config={"displayModeBar": False})
+    st.caption(chart_summary(history, rows))
+
+
+def chart_summary(history: RunHistory, rows: list[dict]) -> str:
+    """The charts in one sentence, for whoever cannot see them."""
+    if not rows:
+        return "No step yet."
+    best = max(rows, key=lambda r: r["psnr"])
+    crossed = next((r["step"] for r in rows if r["psnr"] >= SUCCESS_PSNR), None)
+    line = "never crossed" if crossed is None else f"crossed at step {crossed}"
+    first, last = rows[0], rows[-1]
+    return (f"In words: PSNR went from {first['psnr']:.1f} dB at step {first['step']} to {last['psnr']:.1f} dB "
+            f"at step {last['step']} (best {best['psnr']:.1f} dB); the {SUCCESS_PSNR:g} dB line was {line}; the "
+            f"gradient distance went from {first['gradient_distance']:.3g} to {last['gradient_distance']:.3g}.")
 
 
 def run_summary(history: RunHistory) -> None:
-    """Status, the final image metrics, the label verdict and the cost of the run."""
+    """The graded verdict (dlg_core.verdict), the advice that differs from this setting, the final figures."""
     row = history.last_row
     if row is None:
         st.info("The run stopped before its first step.")
         return
-    if history.leaked:
-        st.success(f"**The photo leaked.** From the gradient alone the attacker rebuilt it to "
-                   f"{row['psnr']:.1f} dB (30 dB and above looks the same to the eye).", icon=":material/lock_open:")
-    elif history.status == "stopped":
-        st.info(f"**Stopped at step {row['step']}**, at {row['psnr']:.1f} dB so far ({SUCCESS_PSNR:g} dB counts as "
-                "leaked). Replay it below, or press Run to start again.", icon=":material/pause_circle:")
-    else:
-        st.warning(f"**Not rebuilt this time:** {row['psnr']:.1f} dB, below the {SUCCESS_PSNR:g} dB line. "
-                   "Try more steps, another seed, the wide CNN victim or a smaller resolution.", icon=":material/lock:")
+    judged = verdict.grade(row["psnr"], row["ssim"])
+    icon = ":material/lock_open:" if judged.leaked else ":material/lock:"
+    box = st.success if judged.leaked else (st.info if history.status == "stopped" else st.warning)
+    box(f"**{judged.headline}.** {judged.sentence}", icon=icon)
+    diagnosis = (history.result or {}).get("diagnosis")
+    if diagnosis:
+        st.caption(f"Why: {diagnosis}")
+    tips = verdict.advice(history.config, judged.grade, history.status)
+    if tips:
+        st.markdown("**To see it leak, try** " + "; or ".join(tips) + ".")
     status = STATUS_TEXT.get(history.status, history.status)
     st.caption(f"Status: **{status}**" + (f": {history.message}" if history.message else ""))
-    if not history.leaked and history.result and history.result.get("diagnosis"):
-        st.caption(f"Why: {history.result['diagnosis']}")
     correct = history.label_correct
     to_30 = history.seconds_to_success
     grid = st.grid(4, min_column_width=150, gap="small")
@@ -404,7 +436,8 @@ def run_summary(history: RunHistory) -> None:
                 help="Mean squared error per pixel value, on the 0-255 scale the seed paper reports.")
     grid.metric("MSE on [0, 1]", number(row["mse"]), border=True, help="The same error with pixels in [0, 1].")
     grid.metric("PSNR", f"{row['psnr']:.1f} dB", border=True,
-                help="10 log10(255² / MSE): 30 dB and above is a faithful copy.")
+                help=f"10 log10(255² / MSE); the app counts {SUCCESS_PSNR:g} dB and above as leaked (pictures a "
+                     "few dB below often look the same too: see SSIM).")
     grid.metric("SSIM", f"{row['ssim']:.3f}", border=True, help="Structural similarity: 1 is identical.")
     grid.metric("Label", "correct" if correct else "wrong", border=True,
                 help=f"Guess {class_name(row['label_guess'][0])}, truth {class_name(history.label_true[0])}.")
@@ -447,6 +480,7 @@ def share_box(history: RunHistory) -> None:
     url = link.share_url(link.link_params(history.config, history.sample, history.label_true[0],
                                           len(history.label_true)))
     st.code(url, language=None, wrap_lines=True)
+    classroom.show_to_class(url, "attack_lab")
     if history.sample:
         st.caption("Opening this link restores the photo and the settings and replays the run: same seed, "
                    "same victim, same result.")

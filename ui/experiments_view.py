@@ -104,15 +104,18 @@ def preset_picker() -> tuple[experiment.Preset, list[experiment.Job]]:
                         help="Each preset is a paper's table: its full grid runs on the command line, a quick "
                              "version here.")
     preset = experiment.PRESETS[name]
-    st.markdown(preset.description)
     try:
         jobs, full = preset.jobs(quick=True), len(preset.jobs())
     except BadInputError as err:  # a grid no run can do: say why, and offer nothing to run
+        st.markdown(preset.description)
         st.error(str(err), icon=":material/error:")
         return preset, []
-    st.caption(f"Here: the quick version, **{len(jobs)} runs**, summarised by {', '.join(preset.by)}. The full "
-               f"grid ({full} runs) is `python -m dlg_core experiment --preset {name} --out results.csv`.")
-    with st.expander(f"The {len(jobs)} runs", icon=":material/list:"):
+    # Folded, so that Run stays on the first screen of a phone.
+    with st.expander(f"What it runs ({len(jobs)} runs here) and what the paper found", icon=":material/list:",
+                     key="fold_preset"):
+        st.markdown(preset.description)
+        st.caption(f"Here: the quick version, **{len(jobs)} runs**, summarised by {', '.join(preset.by)}. The full "
+                   f"grid ({full} runs) is `python -m dlg_core experiment --preset {name} --out results.csv`.")
         st.markdown("\n".join(f"{i}. {_describe(job)}" for i, job in enumerate(jobs, 1)))
     return preset, jobs
 
@@ -283,9 +286,10 @@ def summary_charts(run: ExperimentRun, preset: experiment.Preset) -> None:
         [_group(row, preset.by) for row in ran], [_number(row.get("final_psnr")) for row in ran],
         [f"{row['image']}, seed {row['seed']}: {row['status']}" for row in ran], " · ".join(preset.by)),
         config={"displayModeBar": False}, key="exp_runs")
-    st.caption(f"Left: per group, the share of runs whose reconstruction reached {SUCCESS_PSNR:g} dB and the share "
-               "whose label the attacker got right. Right: every run's final PSNR (on or above the dashed line, the "
-               "photo leaked); hover a dot for its photo and seed.")
+    st.caption(f"First chart (left, or above on a phone): per group, the share of runs whose reconstruction reached "
+               f"{SUCCESS_PSNR:g} dB and the share whose label the attacker got right. Second (right, or below): "
+               "every run's final PSNR (on or above the dashed line, the photo leaked); *Every run* below lists "
+               "each run's photo and seed.")
 
 
 def results_view(run: ExperimentRun, preset: experiment.Preset) -> None:

@@ -1,12 +1,15 @@
 """One run's history, kept in the user's session state while the attack runs (no Streamlit in here).
 
 Every snapshot's metrics are stored (they are a few numbers); frames are thinned evenly to at most
-``MAX_FRAMES`` for the replay slider and the GIF. Because the history grows as the snapshots arrive, a
+``MAX_FRAMES`` for the stage's playback and the GIF. A run made with ``AttackRun(trail=True)`` also stores
+the improving points inside each step as frames of their own (``Frame.within_step``), so that a run of 17
+L-BFGS steps still plays as some 60 pictures. Because the history grows as the snapshots arrive, a
 Stop press (which makes Streamlit rerun the page and so interrupts the run) keeps everything reached.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +32,10 @@ class Frame:
     step: int
     image: np.ndarray  # HxWx3 uint8: the reconstruction at this step
     label_probs: tuple[tuple[int, float], ...]  # (class, probability), most likely first
+    seq: int = 0  # its place among every frame the run recorded (stored or thinned away)
+    evals: int = 0  # gradient evaluations spent when it was recorded
+    psnr: float = float("nan")
+    within_step: bool = False  # a point inside step ``step`` (on its way there), not the step's end
 
 
 @dataclass
@@ -78,17 +85,25 @@ class RunHistory:
         return self.rows[-1] if self.rows else None
 
     def add(self, snap: Snapshot) -> Frame:
-        """Store one snapshot: its metrics always, its image when it falls on the (growing) frame stride."""
+        """Store one snapshot: its metrics always, its pictures (the trail's, then its own) when they fall on
+        the (growing) frame stride."""
         probs = snap.label_probs[0].detach().float().cpu()
         top = probs.argsort(descending=True)[:TOP_LABELS]
-        frame = Frame(snap.step, tensor_to_numpy(snap.image[:1]),
-                      tuple((int(i), float(probs[i])) for i in top))
+        label_probs = tuple((int(i), float(probs[i])) for i in top)
+        for point in snap.trail:
+            self._store(Frame(snap.step, tensor_to_numpy(point.image[:1]), label_probs, self._seen, point.evals,
+                              point.psnr, within_step=True))
+        frame = Frame(snap.step, tensor_to_numpy(snap.image[:1]), label_probs, self._seen, snap.evals, snap.psnr)
         self.rows.append({
             "step": snap.step, "seconds": snap.seconds, "evals": snap.evals,
             "gradient_distance": snap.gradient_distance, "mse": snap.mse, "mse_255": snap.mse_255,
             "psnr": snap.psnr, "ssim": snap.ssim, "label_guess": tuple(snap.label_guess),
             "label_probability": frame.label_probs[0][1], "restarts": snap.restarts,
         })
+        self._store(frame)
+        return frame
+
+    def _store(self, frame: Frame) -> None:
         if self._seen % self._stride == 0:
             self.frames.append(frame)
             if len(self.frames) > MAX_FRAMES:  # thin evenly: keep every other frame, store half as often
@@ -96,7 +111,25 @@ class RunHistory:
                 self._stride *= 2
         self._seen += 1
         self.latest = frame
-        return frame
+
+    @property
+    def stride(self) -> int:
+        """Recorded frames per stored one (1 until the run outgrows MAX_FRAMES)."""
+        return self._stride
+
+    @property
+    def last_seq(self) -> int:
+        return self.latest.seq if self.latest is not None else 0
+
+    def frame_at_seq(self, seq: float) -> Frame | None:
+        """The frame to show at playback position ``seq``: the last stored one at or before it (the latest
+        recorded one once ``seq`` reaches it)."""
+        if self.latest is not None and seq >= self.latest.seq:
+            return self.latest
+        if not self.frames:
+            return None
+        index = bisect_right([f.seq for f in self.frames], seq) - 1
+        return self.frames[max(index, 0)]
 
     def _keep_latest_frame(self) -> None:
         # The replay and the GIF must end where the run ended.

@@ -230,6 +230,17 @@ def photo_section(size: int | None = None) -> Photo | None:
     return chosen
 
 
+def photo_fold(size: int | None = None) -> Photo | None:
+    """The photo choice folded under one line that names the photo (the stage shows it large)."""
+    _init_state()
+    chosen = current_photo()
+    title = chosen.title if chosen is not None else "none yet"
+    with st.expander(f"Private photo: **{title}** · change", icon=":material/photo_library:", key="fold_photo"):
+        chosen = photo_picker()
+        client_view(chosen, size)
+    return chosen
+
+
 def client_view(photo: Photo | None, size: int | None = None) -> None:
     """The photo as taken, beside the photo as the client's model sees it (size x size)."""
     size = size or current_size()

@@ -196,7 +196,8 @@ def _victim_settings() -> None:
     k = FIELD_KEYS
     if not {"activation", "trained_steps", "fedavg_steps", "fedavg_lr"} <= set(k):
         return
-    with st.expander("The victim: activation, trained or random, FedAvg", icon=":material/model_training:"):
+    with st.container(border=True):
+        st.markdown(":material/model_training: **The victim:** activation, trained or random, FedAvg")
         grid = st.grid(4, min_column_width=210, gap="medium")
         with grid:
             st.selectbox("Activation", cfg.ACTIVATIONS, key=k["activation"], format_func=_label(ACTIVATION_LABELS),
@@ -219,7 +220,8 @@ def _victim_settings() -> None:
 
 def _advanced_settings() -> None:
     k = FIELD_KEYS
-    with st.expander("Advanced settings", icon=":material/tune:"):
+    with st.container(border=True):
+        st.markdown(":material/tune: **Advanced settings**")
         grid = st.grid(4, min_column_width=210, gap="medium")
         with grid:
             st.toggle(f"Allow larger photos (up to {limits.MAX_SIZE} px)", key=KEY_LARGE, on_change=_on_large_toggle,
@@ -256,6 +258,23 @@ def _advanced_settings() -> None:
                       help="A freshly drawn model can be so sure of its answer that its gradient is almost "
                            "zero; re-draw its weights then.")
         st.button("Reset every setting to its default", icon=":material/restart_alt:", on_click=reset_to_defaults)
+
+
+def setting_line(choose_attack: bool = True) -> str:
+    """The current setting in a few words, for the fold's label."""
+    init_state()
+    k, state = FIELD_KEYS, st.session_state
+    model = MODEL_LABELS.get(state[k["model"]], state[k["model"]]).split(" (")[0]
+    what = f"{ATTACK_LABELS.get(state[k['attack']], state[k['attack']]).split(' (')[0]} on " if choose_attack else ""
+    steps = f", up to {int(state[k['steps']]):,} steps" if choose_attack else ""
+    return f"{what}{model}, {state[k['size']]} px{steps}, seed {state[k['seed']]}"
+
+
+def settings_fold(choose_attack: bool = True) -> AttackConfig | None:
+    """Every setting folded under one "Change the setting" control that says what the setting is now."""
+    with st.expander(f"Change the setting · now {setting_line(choose_attack)}", icon=":material/tune:",
+                     key="fold_setting"):
+        return settings_panel(choose_attack)
 
 
 def settings_panel(choose_attack: bool = True) -> AttackConfig | None:

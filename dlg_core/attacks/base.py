@@ -55,6 +55,18 @@ class AttackSettings:
     restarts: int = 1  # independent starts; `steps` is shared among them and the best is kept
     lr_decay: bool = True  # step-wise: the learning rate is divided by 10 at 3/8, 5/8 and 7/8 of a restart
     adaptive: bool = False  # adapt to the known defence (attacks/adaptive.py) instead of ignoring it
+    # Keep a copy of each point inside a step that improved on the step's best distance so far (an L-BFGS
+    # step of 5 iterations is one frame: too coarse to watch a 17-step run). Off for the CLI and benchmark.
+    trail: bool = False
+
+
+@dataclass(frozen=True)
+class TrailPoint:
+    """A point the optimiser evaluated inside a step, better than every earlier one of that step."""
+
+    evals: int  # gradient evaluations so far, this one included
+    reconstruction: torch.Tensor  # CPU copy, B x 3 x H x W, not clamped
+    gradient_distance: float
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,7 @@ class Progress:
     restart: int = 0  # which of an attack's restarts the reconstruction comes from (Inverting Gradients)
     stage: str | None = None  # the layer a layer-by-layer attack has just recovered (attacks/layerwise.py)
     features: torch.Tensor | None = None  # that layer's recovered input, CPU: C x H x W, or a flat vector
+    trail: tuple[TrailPoint, ...] = ()  # with AttackSettings.trail: the improving points before this one
 
 
 def gradient_distance(candidate: Sequence[torch.Tensor], target: Sequence[torch.Tensor], kind: str) -> torch.Tensor:

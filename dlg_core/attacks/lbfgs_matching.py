@@ -11,7 +11,15 @@ from collections.abc import Iterator
 import torch
 
 from .adaptive import adaptation, view
-from .base import AttackerKnowledge, AttackSettings, Progress, candidate_gradients, gradient_distance, initial_image
+from .base import (
+    AttackerKnowledge,
+    AttackSettings,
+    Progress,
+    TrailPoint,
+    candidate_gradients,
+    gradient_distance,
+    initial_image,
+)
 from .lbfgs import CompactLBFGS
 from .prior import total_variation
 
@@ -64,9 +72,11 @@ def match_gradients(knowledge: AttackerKnowledge, settings: AttackSettings,
                                 history_size=settings.history_size, line_search_fn=settings.line_search)
     evals = 0
     last_distance = float("nan")
+    trail: list[tuple[int, torch.Tensor, float]] = []  # this step's improving points (settings.trail)
+    trail_best = float("inf")  # the distance to beat: where the step started, then its best point so far
 
     def closure() -> torch.Tensor:
-        nonlocal evals, last_distance
+        nonlocal evals, last_distance, trail_best
         evals += 1
         for v in variables:
             v.grad = None
@@ -77,10 +87,20 @@ def match_gradients(knowledge: AttackerKnowledge, settings: AttackSettings,
             distance = distance + adapt.prior_weight * total_variation(image)
         distance.backward()
         last_distance = float(distance.detach())
+        if settings.trail and last_distance < trail_best:
+            # a copy on the device (a few KB): moved to the CPU once per step, in report()
+            trail_best = last_distance
+            trail.append((evals, image.detach().clone(), last_distance))
         return distance
 
     def report(step: int) -> Progress:
+        nonlocal trail_best
         probs = current_label_probs().detach()
+        # The step's last evaluation is (nearly always) at the point it ends on: that one is the Progress itself.
+        points = tuple(TrailPoint(e, x.to("cpu", torch.float32), d) for e, x, d in trail if e < evals)
+        trail.clear()
+        distance = getattr(optimizer, "current_loss", None) or last_distance
+        trail_best = distance
         return Progress(
             step=step,
             evals=evals,
@@ -88,8 +108,9 @@ def match_gradients(knowledge: AttackerKnowledge, settings: AttackSettings,
             label_guess=tuple(int(i) for i in probs.argmax(dim=-1)),
             label_probs=probs.to("cpu", torch.float32, copy=True),
             # at the current point when the optimiser knows it, else at the last point evaluated
-            gradient_distance=getattr(optimizer, "current_loss", None) or last_distance,
+            gradient_distance=distance,
             label_logits=label_logits.detach().to("cpu", copy=True) if known_labels is None else None,
+            trail=points,
         )
 
     # Step 0: the starting point, so that a viewer sees a first frame after one evaluation.
