@@ -37,6 +37,7 @@ from .attack_view import (
     CHART_HZ,
     REDRAW_HZ,
     STATUS_TEXT,
+    chart_summary,
     interruptible,
     number,
     queue_message,
@@ -47,6 +48,7 @@ from .history import Frame, RunHistory
 from .photo import Photo
 from .pictures import upscale
 from .settings import ATTACK_LABELS, MODEL_LABELS, class_name
+from .stage import picture_alt
 
 KEY_COMPARISON = "defence_comparison"
 PERSIST = "session"  # the widgets keep their values during a visit to another page
@@ -77,6 +79,15 @@ def strength_tick(defense: Defense | None) -> str:
     if defense.kind in ("prune", "soteria", "mixup"):
         return f"{100 * p[0]:g}%"
     return defense.kind
+
+
+def strength_words(defense: Defense | None) -> str:
+    """A strength in a sentence: "no defence", "noise 0.01", "prune 50%"."""
+    return "no defence" if defense is None else tile_title(defense)
+
+
+def lane_attacker(lane) -> str:
+    return "the attacker who knows the defence" if lane.adaptive else "the naive attacker"
 
 
 def tile_title(defense: Defense | None) -> str:
@@ -312,7 +323,7 @@ def _tile_image(slot, frame: Frame | None, lane: Lane) -> None:
     row = lane.history.row_at(frame.step)
     psnr = "" if row is None else f" · {db_text(row['psnr'])}"
     slot.image(upscale(frame.image, TILE_PX), caption=f"Step {frame.step}{psnr}", width="stretch",
-               output_format="PNG")
+               output_format="PNG", alt=f"{strength_words(lane.defense)}, {lane_attacker(lane)}: {picture_alt(frame)}")
 
 
 class TileRow:
@@ -325,7 +336,8 @@ class TileRow:
         first = comparison.reference.history
         with grid.cell():
             st.markdown("**Private photo**")
-            st.image(upscale(first.original, TILE_PX), caption="never sent", width="stretch", output_format="PNG")
+            st.image(upscale(first.original, TILE_PX), caption="never sent", width="stretch", output_format="PNG",
+                     alt="The client's private photo")
         self.slots: dict[int, object] = {}
         index = {id(lane): i for i, lane in enumerate(comparison.lanes)}
         for lane in [comparison.reference, *comparison.defended]:
@@ -492,6 +504,7 @@ def privacy_utility_charts(comparison: Comparison) -> None:
     right.plotly_chart(charts.defence_cost_figure(ticks, [o.accuracy for o in outcomes], axis,
                                                   None if reference is None else reference.chance),
                        config={"displayModeBar": False}, key=f"def_cost_{comparison.run_id}")
+    st.caption(privacy_words(outcomes))
     setting = UtilitySetting()
     st.caption(f"Left: how close each attacker's reconstruction is to the private photo ({SUCCESS_PSNR:g} dB and "
                "above looks the same to the eye; SSIM 1 is identical); the naive attacker ignores the defence, "
@@ -501,6 +514,22 @@ def privacy_utility_charts(comparison: Comparison) -> None:
                "nine photos, labelled by the photo; dlg_core/utility.py), against the same training undefended. "
                "One step with a noisy update costs little; many rounds of them add up.")
     st.markdown(verdict(comparison.outcomes(), comparison.rounds))
+
+
+def privacy_words(outcomes: list[Outcome]) -> str:
+    """The privacy and utility charts in words (each attacker's line is the Attack lab's ``chart_summary``)."""
+    parts = ["In words:"]
+    for name, key in (("The naive attacker", "psnr"), ("The attacker who knows the defence", "adaptive_psnr")):
+        rows = [{"psnr": getattr(o, key), "strength": strength_words(o.defense)} for o in outcomes
+                if getattr(o, key) is not None]
+        if rows:
+            parts.append(chart_summary(rows, "strength", name))
+    accuracy = [(o.accuracy, strength_words(o.defense)) for o in outcomes if o.accuracy is not None]
+    if accuracy:
+        (first, at_first), (last, at_last) = accuracy[0], accuracy[-1]
+        parts.append(f"The federated model's test accuracy went from {first:.0%} with {at_first} to {last:.0%} "
+                     f"with {at_last}.")
+    return " ".join(parts)
 
 
 def results_table(comparison: Comparison) -> None:
