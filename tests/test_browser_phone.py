@@ -28,7 +28,7 @@ def test_the_diagram_is_readable_on_a_phone(chromium, streamlit_server, width, h
     try:
         page.goto(f"{streamlit_server}/how_it_works")
         expect(page.get_by_role("heading", name="How it works")).to_be_visible(timeout=90_000)
-        diagram = page.locator(f'[class*="st-key-{drawing}_diagram"] svg')
+        diagram = page.locator(f'[class*="st-key-{drawing}_diagram"] svg:has(text)')
         expect(diagram).to_be_visible(timeout=30_000)
         diagram.scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / f"diagram-{width}x{height}.png"))
