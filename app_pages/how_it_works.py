@@ -40,8 +40,8 @@ with hidden:
         "in this demo the true photo is used for one thing alone: to score the reconstruction."
     )
 wide, narrow = style.by_width("diagram")  # left to right on a wide screen, one column on a phone
-wide.graphviz_chart(explain.diagram(), width="content")
-narrow.graphviz_chart(explain.diagram(narrow=True), width="stretch")
+wide.graphviz_chart(explain.diagram(), width="content", alt=explain.DIAGRAM_ALT)
+narrow.graphviz_chart(explain.diagram(narrow=True), width="stretch", alt=explain.DIAGRAM_ALT)
 st.subheader("Three threat models")
 st.markdown("\n\n".join(threat_card.EXPLAINED.values()))
 st.caption("The Attack lab's *Threat model* card sets which one you attack under, and what else the attacker "

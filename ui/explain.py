@@ -40,6 +40,12 @@ digraph {
 """
 
 
+DIAGRAM_ALT = ("Diagram: on the client, the private photo x and its label y give, through one step of the shared model "
+               "W, the gradient; the client shares only that gradient with the server. The server, the attacker, "
+               "puts a dummy photo (and label) through the same model W, measures the distance between the dummy "
+               "gradient and the shared one, and L-BFGS nudges the dummy photo to shrink that distance.")
+
+
 def diagram(narrow: bool = False) -> str:
     """The diagram's DOT text: wide (left to right) or narrow (top to bottom, larger text, for phones)."""
     # On a phone every box sits in one column: the loop ranks distance -> dummy photo -> dummy gradient downwards
