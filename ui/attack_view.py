@@ -409,7 +409,7 @@ def x_words(row: dict, x_key: str) -> str:
 def chart_summary(rows: list[dict], x_key: str = "step", name: str = "") -> str:
     """A PSNR chart (and the gradient distance's, where ``rows`` have one) in one sentence, for whoever cannot see
     it: ``rows`` are a run's rows or any dicts with "psnr" and ``x_key``; ``name`` the line's, when several."""
-    subject = f"{name}'s PSNR" if name else "PSNR"
+    subject = (f"{name}' PSNR" if name.endswith("s") else f"{name}'s PSNR") if name else "PSNR"
     if not rows:
         return f"{subject}: no step yet."
     best = max(rows, key=lambda r: r["psnr"])

@@ -37,7 +37,6 @@ from .attack_view import (
     CHART_HZ,
     REDRAW_HZ,
     STATUS_TEXT,
-    chart_summary,
     interruptible,
     number,
     queue_message,
@@ -506,9 +505,10 @@ def privacy_utility_charts(comparison: Comparison) -> None:
                        config={"displayModeBar": False}, key=f"def_cost_{comparison.run_id}")
     st.caption(privacy_words(outcomes))
     setting = UtilitySetting()
-    st.caption(f"Left: how close each attacker's reconstruction is to the private photo ({SUCCESS_PSNR:g} dB and "
-               "above looks the same to the eye; SSIM 1 is identical); the naive attacker ignores the defence, "
-               "the other knows it, as a server that sets the protocol does. Right: what the defence costs the "
+    st.caption(f"Left (above on a phone): how close each attacker's reconstruction is to the private photo "
+               f"({SUCCESS_PSNR:g} dB and above is a close copy; SSIM 1 is identical); the naive attacker ignores "
+               "the defence, the other knows it, as a server that sets the protocol does. Right (below on a phone): "
+               "what the defence costs the "
                f"learning: the test accuracy of a small federated model after {setting.rounds} rounds in which "
                f"{setting.clients} clients share defended updates on {setting.batch} photos each (crops of "
                "nine photos, labelled by the photo; dlg_core/utility.py), against the same training undefended. "
@@ -517,13 +517,17 @@ def privacy_utility_charts(comparison: Comparison) -> None:
 
 
 def privacy_words(outcomes: list[Outcome]) -> str:
-    """The privacy and utility charts in words (each attacker's line is the Attack lab's ``chart_summary``)."""
+    """The privacy and utility charts in words: each attacker's PSNR from the weakest to the strongest setting and
+    where it still leaks, then the federated model's accuracy."""
     parts = ["In words:"]
     for name, key in (("The naive attacker", "psnr"), ("The attacker who knows the defence", "adaptive_psnr")):
-        rows = [{"psnr": getattr(o, key), "strength": strength_words(o.defense)} for o in outcomes
-                if getattr(o, key) is not None]
+        rows = [(getattr(o, key), strength_words(o.defense)) for o in outcomes if getattr(o, key) is not None]
         if rows:
-            parts.append(chart_summary(rows, "strength", name))
+            leaks = [at for psnr, at in rows if psnr >= SUCCESS_PSNR]
+            where = f"at or above {SUCCESS_PSNR:g} dB with {', '.join(leaks)}" if leaks else \
+                f"below {SUCCESS_PSNR:g} dB at every setting"
+            parts.append(f"{name} reached {rows[0][0]:.1f} dB with {rows[0][1]} and {rows[-1][0]:.1f} dB with "
+                         f"{rows[-1][1]}; {where}.")
     accuracy = [(o.accuracy, strength_words(o.defense)) for o in outcomes if o.accuracy is not None]
     if accuracy:
         (first, at_first), (last, at_last) = accuracy[0], accuracy[-1]
