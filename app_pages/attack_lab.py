@@ -16,9 +16,12 @@ link.link_messages()
 controls, stage_box = st.columns([1, 2], gap="medium")
 with controls:
     chosen = photo.photo_fold()
-    config = settings.settings_fold()
+    # The threat-model card's switches change the setting: they sit in its fold, near Run.
+    config = settings.settings_fold(then=threat_card.threat_card)
     start = attack_view.run_controls(ready=chosen is not None and config is not None, autorun=autorun)
     attack_view.setting_check(config)
+    if config is not None and config.attack == "layerwise":
+        rank_view.layer_chart(config, expanded=False)
 history = attack_view.current_history()
 if start:
     attack_view.live_attack_view(chosen, config, settings.current_label(), stage_box)
@@ -36,8 +39,4 @@ else:
     st.subheader("Take it with you")
     attack_view.downloads(history)
     attack_view.share_box(history)
-st.header("The threat model and the setting's layers", divider="red")
-threat_card.threat_card()
-if config is not None and config.attack == "layerwise":
-    rank_view.layer_chart(config)
 host.limits_panel(attack_view.run_slots().slots)

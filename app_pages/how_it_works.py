@@ -4,7 +4,7 @@ import streamlit as st
 
 from dlg_core import verdict
 from dlg_core.config import DEFAULT
-from ui import explain, photo, rank_view, settings, threat_card
+from ui import explain, photo, rank_view, settings, style, threat_card
 
 
 @st.cache_data(show_spinner=False)
@@ -39,7 +39,9 @@ with hidden:
         "The attacker follows the protocol to the letter. It only looks very closely at what it receives; "
         "in this demo the true photo is used for one thing alone: to score the reconstruction."
     )
-st.graphviz_chart(explain.DIAGRAM, width="content")
+wide, narrow = style.by_width("diagram")  # left to right on a wide screen, one column on a phone
+wide.graphviz_chart(explain.diagram(), width="content", alt=explain.DIAGRAM_ALT)
+narrow.graphviz_chart(explain.diagram(narrow=True), width="stretch", alt=explain.DIAGRAM_ALT)
 st.subheader("Three threat models")
 st.markdown("\n\n".join(threat_card.EXPLAINED.values()))
 st.caption("The Attack lab's *Threat model* card sets which one you attack under, and what else the attacker "

@@ -79,6 +79,10 @@ def test_how_it_works_renders_with_live_label_chart(app_test):
     for reference in ("2301.02621", "1906.08935", "2001.02610", "2003.14053"):
         assert reference in text
     assert "41.1" in " ".join(e.value for e in at.latex)
+    # The diagram twice (the page style shows one per screen width), left to right and in one column, with alt text.
+    wide, narrow = (chart.proto for chart in at.get("graphviz_chart"))
+    assert "rankdir=LR" in wide.spec and "rankdir=TB" in narrow.spec
+    assert wide.alt == narrow.alt and "shares only that gradient" in wide.alt
 
 
 def test_how_it_works_follows_the_chosen_photo_and_label(app_test):

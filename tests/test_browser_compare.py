@@ -72,8 +72,10 @@ def test_compare_attacks_live_then_chart_and_table(page: Page, streamlit_server:
     expect(psnr.locator(".scatterlayer .trace")).to_have_count(len(ATTACKS))  # one line per attack
     for name in ATTACKS:
         expect(psnr.locator(".legendtext", has_text=re.compile(f"^{re.escape(name)}$"))).to_have_count(1)
-    table = page.get_by_test_id("stDataFrame")
+    # At 1280 px the full table shows and the phone's narrow one is hidden (tests/test_compare_page.py: its columns).
+    table = page.locator('[class*="st-key-wide_compare_table"]').get_by_test_id("stDataFrame")
     expect(table).to_be_visible()
+    expect(page.locator('[class*="st-key-narrow_compare_table"]').get_by_test_id("stDataFrame")).to_be_hidden()
     for attack in ("dlg", "idlg", "ig"):  # each attack's final picture, with its error map
         expect(page.locator(f".st-key-compare_1_{attack} img")).to_have_count(2)
     page.get_by_role("heading", name="4 · How they did").scroll_into_view_if_needed()

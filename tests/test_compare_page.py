@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 
 from dlg_core.images import load_sample, sample
+from dlg_core.metrics import SUCCESS_PSNR
 from dlg_core.run import AttackRun
-from ui.compare_view import DEFAULT_ATTACKS, DEFAULT_STEPS, SHORT_NAMES
+from ui.compare_view import DEFAULT_ATTACKS, DEFAULT_STEPS, PHONE_COLUMNS, SHORT_NAMES, chart_words
 
 PAGE = "app_pages/compare.py"
 PSNR_TITLE = "PSNR of each attack"
@@ -99,6 +100,20 @@ def test_a_tiny_comparison_draws_one_line_and_one_row_per_attack(app_test):
     assert sum(c.startswith("step ") for c in captions) == len(attacks)
     assert sum(c.startswith("Error:") for c in captions) == len(attacks)
     assert any("not on steps" in c.value for c in at.caption)
+    # For phones: the same table again with its first columns only (the page style shows one per screen width).
+    assert list(at.dataframe[1].proto.column_order) == list(PHONE_COLUMNS)
+    assert at.dataframe[1].value.equals(table)
+    # Alt text: each picture says what it is and its PSNR, from the results.
+    alts = [i.alt for img in at.image for i in img.proto.imgs]
+    for attack, history in comparison.histories.items():
+        psnr = f"PSNR {history.frames[-1].psnr:.1f} dB"
+        assert any(a.startswith(f"{SHORT_NAMES[attack]}: ") and psnr in a for a in alts)
+    # The charts in words, from the results: each attack's final PSNR.
+    (words,) = [c.value for c in at.caption if c.value.startswith("In words:")]
+    for attack, history in comparison.histories.items():
+        name = SHORT_NAMES[attack]
+        possessive = name + ("'" if name.endswith("s") else "'s")
+        assert f"{possessive} PSNR went from" in words and f"to {history.rows[-1]['psnr']:.1f} dB" in words
 
 
 def test_the_chart_can_plot_against_evaluations(app_test):
@@ -185,3 +200,19 @@ def test_the_attack_lab_choice_of_attack_does_not_block_the_comparison(app_test)
     at.selectbox(key="cfg_model").set_value("lenet").run()
     no_exception(at)
     assert not at.error and not at.button(key="compare_run").disabled
+
+
+def test_the_charts_in_words_name_the_first_to_cross_the_line():
+    def rows(*points):
+        return [{"seconds": t, "psnr": p, "gradient_distance": d} for t, p, d in points]
+    lines = [("dlg", "DLG", rows((0.0, 10.0, 1.0), (1.5, 33.0, 1e-5))),
+             ("idlg", "iDLG", rows((0.0, 10.0, 1.0), (0.2, 31.0, 1e-4), (0.5, 40.0, 1e-6))),
+             ("ig", "Inverting Gradients", rows((0.0, 10.0, 0.5), (2.0, 24.0, 0.1)))]
+    words = chart_words(lines, "seconds")
+    assert words.startswith(f"In words: iDLG reached {SUCCESS_PSNR:g} dB first, at 0.20 s.")
+    assert "Inverting Gradients' PSNR went from 10.0 dB at 0.00 s to 24.0 dB at 2.00 s" in words
+    assert f"the {SUCCESS_PSNR:g} dB line was never reached" in words
+    assert "first reached at 1.50 s" in words  # DLG's
+    assert chart_words(lines[2:], "seconds").startswith(f"In words: No attack reached {SUCCESS_PSNR:g} dB.")
+    assert "at 3 gradient evaluations" in chart_words([("dlg", "DLG", [dict(r, evals=3) for r in lines[0][2]])],
+                                                      "evals")

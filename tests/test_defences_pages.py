@@ -99,6 +99,17 @@ def test_tiny_pruning_comparison_gives_tiles_charts_verdict_and_table(app_test):
     words = texts(at)
     assert db_text(comparison.reference.psnr) in words
     assert ("With **no defence**" in words) == (comparison.reference.psnr >= SUCCESS_PSNR)
+    (summary,) = [c.value for c in at.caption if c.value.startswith("In words:")]
+    assert (f"The naive attacker reached {comparison.reference.psnr:.1f} dB with no defence and "
+            f"{comparison.defended[-1].psnr:.1f} dB with prune 90%") in summary
+    assert "The attacker who knows the defence reached" in summary
+    assert f"{comparison.accuracy(comparison.reference):.0%} with no defence" in summary
+    # Alt text: each run's picture says which run it is and its PSNR.
+    alts = [i.alt for img in at.image for i in img.proto.imgs]
+    assert "The client's private photo" in alts
+    strong = comparison.adaptive_lane(comparison.defended[-1])
+    assert any(a.startswith("prune 90%, the attacker who knows the defence: ")
+               and f"PSNR {strong.history.latest.psnr:.1f} dB" in a for a in alts)
     table = at.dataframe[0].value
     assert list(table["strength"]) == ["No defence", "Prune 1% of entries", "Prune 1% of entries",
                                        "Prune 90% of entries", "Prune 90% of entries"]

@@ -33,6 +33,9 @@ def test_the_malicious_server_reads_a_batch_of_8_off_live(app_test):
 
 def test_the_card_switches_reach_the_run(app_test):
     at = app_test().run()
+    # The card sits in the setting's fold, near Run, not below the results.
+    (fold,) = [e for e in at.expander if e.label.startswith("Change the setting")]
+    assert fold.toggle(key="threat_trained") and any("Threat model" in m.value for m in fold.markdown)
     assert "Server:** honest-but-curious" in card_text(at) and "one client" in card_text(at)
     assert at.toggle(key="cfg_batchnorm_train").disabled  # ResNet only
     at.toggle(key="cfg_labels_known").set_value(True)

@@ -395,20 +395,33 @@ def metric_charts(history: RunHistory, marker_step: int | None = None, rows: lis
                          config={"displayModeBar": False})
     cols[1].plotly_chart(charts.psnr_figure(rows, marker_step), config={"displayModeBar": False})
     cols[2].plotly_chart(charts.distance_figure(rows, marker_step), config={"displayModeBar": False})
-    st.caption(chart_summary(history, rows))
+    st.caption("In words: " + chart_summary(rows))
 
 
-def chart_summary(history: RunHistory, rows: list[dict]) -> str:
-    """The charts in one sentence, for whoever cannot see them."""
+X_WORDS = {"step": "step {:d}", "seconds": "{:.2f} s", "evals": "{:,d} gradient evaluations"}
+
+
+def x_words(row: dict, x_key: str) -> str:
+    """Where a row lies on a chart's x axis, in words ("step 12", "0.20 s")."""
+    return X_WORDS.get(x_key, "{}").format(row[x_key])
+
+
+def chart_summary(rows: list[dict], x_key: str = "step", name: str = "") -> str:
+    """A PSNR chart (and the gradient distance's, where ``rows`` have one) in one sentence, for whoever cannot see
+    it: ``rows`` are a run's rows or any dicts with "psnr" and ``x_key``; ``name`` the line's, when several."""
+    subject = (f"{name}' PSNR" if name.endswith("s") else f"{name}'s PSNR") if name else "PSNR"
     if not rows:
-        return "No step yet."
+        return f"{subject}: no step yet."
     best = max(rows, key=lambda r: r["psnr"])
-    crossed = next((r["step"] for r in rows if r["psnr"] >= SUCCESS_PSNR), None)
-    line = "never crossed" if crossed is None else f"crossed at step {crossed}"
+    crossed = next((r for r in rows if r["psnr"] >= SUCCESS_PSNR), None)
+    line = "never reached" if crossed is None else f"first reached at {x_words(crossed, x_key)}"
     first, last = rows[0], rows[-1]
-    return (f"In words: PSNR went from {first['psnr']:.1f} dB at step {first['step']} to {last['psnr']:.1f} dB "
-            f"at step {last['step']} (best {best['psnr']:.1f} dB); the {SUCCESS_PSNR:g} dB line was {line}; the "
-            f"gradient distance went from {first['gradient_distance']:.3g} to {last['gradient_distance']:.3g}.")
+    text = (f"{subject} went from {first['psnr']:.1f} dB at {x_words(first, x_key)} to {last['psnr']:.1f} dB at "
+            f"{x_words(last, x_key)} (best {best['psnr']:.1f} dB); the {SUCCESS_PSNR:g} dB line was {line}")
+    if "gradient_distance" in first:
+        text += (f"; the gradient distance went from {first['gradient_distance']:.3g} to "
+                 f"{last['gradient_distance']:.3g}")
+    return text + "."
 
 
 def run_summary(history: RunHistory) -> None:

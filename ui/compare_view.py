@@ -23,7 +23,7 @@ from dlg_core.errors import BadInputError
 from dlg_core.metrics import SUCCESS_PSNR
 from dlg_core.run import AttackRun, prepare_victim
 
-from . import attack_view, batch, charts
+from . import attack_view, batch, charts, stage, style
 from .history import Frame, RunHistory
 from .photo import KEY_SOURCE, Photo
 from .pictures import ERROR_VMAX, error_map
@@ -171,7 +171,7 @@ class PictureRow:
         photo_cell = cells.container()
         photo_cell.markdown(":gray-badge[Private photo]")
         if first is not None:
-            attack_view.show_picture(photo_cell, first.original, "Never sent")
+            attack_view.show_picture(photo_cell, first.original, "Never sent", alt="The client's private photo")
         self.slots: dict[str, tuple] = {}
         for attack in comparison.attacks:
             cell = cells.container(key=f"{key}_{attack}")
@@ -190,10 +190,14 @@ class PictureRow:
         if frame is None:
             picture.caption(_frame_caption(history, None, started))
             return
-        attack_view.show_picture(picture, frame.image, _frame_caption(history, frame, started))
+        name = SHORT_NAMES.get(attack, attack)
+        attack_view.show_picture(picture, frame.image, _frame_caption(history, frame, started),
+                                 alt=f"{name}: {stage.picture_alt(frame)}")
         if self.with_errors:
             attack_view.show_picture(error, error_map(frame.image, history.original),
-                                     f"Error: black exact, yellow {ERROR_VMAX:.0%}+")
+                                     f"Error: black exact, yellow {ERROR_VMAX:.0%}+",
+                                     alt=f"{name}'s error map at step {frame.step}: black where exact, yellow "
+                                         f"where {ERROR_VMAX:.0%} or more off")
 
     def show_all(self) -> None:
         for attack, history in self.comparison.histories.items():
@@ -244,9 +248,17 @@ TABLE_COLUMNS = {
 }
 
 
-def figures_table(comparison: Comparison, slot=None) -> None:
-    (slot or st).dataframe(table_rows(comparison), hide_index=True, width="stretch", column_config=TABLE_COLUMNS,
-                           placeholder="–")
+# What a phone's 390 px show of the table: the rest is on a wide screen and in the CSV.
+PHONE_COLUMNS = ("Attack", "Status", "PSNR (dB)", "SSIM")
+
+
+def figures_table(comparison: Comparison, slot=None, key: str = "compare_table") -> None:
+    """The table: every column on a wide screen, ``PHONE_COLUMNS`` on a phone."""
+    rows = table_rows(comparison)
+    wide, narrow = style.by_width(key, slot)
+    wide.dataframe(rows, hide_index=True, width="stretch", column_config=TABLE_COLUMNS, placeholder="–")
+    narrow.dataframe(rows, hide_index=True, width="stretch", column_config=TABLE_COLUMNS, placeholder="–",
+                     column_order=PHONE_COLUMNS)
 
 
 def status_notes(comparison: Comparison) -> None:
@@ -288,8 +300,10 @@ class CompareCharts:
     """PSNR and gradient distance of every attack, one line each, side by side; redrawn in place when live."""
 
     def __init__(self, key: str):
-        left, right = st.container(key=key).columns(2, gap="small")
+        box = st.container(key=key)
+        left, right = box.columns(2, gap="small")
         self.slots = (left.empty(), right.empty())
+        self.words = box.empty()
         self.redraws = 0
 
     def draw(self, comparison: Comparison, x_key: str) -> None:
@@ -299,6 +313,20 @@ class CompareCharts:
             # A fresh key per redraw: identical redraws must not look like duplicate elements.
             slot.plotly_chart(compare_figure(lines, x_key, metric), key=f"compare_{metric}_{self.redraws}",
                               config={"displayModeBar": False})
+        self.words.caption(chart_words(lines, x_key))
+
+
+def chart_words(lines: list[tuple[str, str, list[dict]]], x_key: str) -> str:
+    """The two charts in words: which attack crossed the line first, then each attack's line (the Attack lab's
+    ``chart_summary``)."""
+    crossed = [(next(r for r in rows if r["psnr"] >= SUCCESS_PSNR), name) for _, name, rows in lines
+               if any(r["psnr"] >= SUCCESS_PSNR for r in rows)]
+    if crossed:
+        row, name = min(crossed, key=lambda c: c[0][x_key])
+        lead = f"{name} reached {SUCCESS_PSNR:g} dB first, at {attack_view.x_words(row, x_key)}."
+    else:
+        lead = f"No attack reached {SUCCESS_PSNR:g} dB." if lines else "No attack has taken a step yet."
+    return " ".join(["In words:", lead, *(attack_view.chart_summary(rows, x_key, name) for _, name, rows in lines)])
 
 
 def shared_update_panel(comparison: Comparison) -> None:
@@ -367,7 +395,7 @@ def live_comparison(photo: Photo, base: AttackConfig, label: int, attacks: list[
     pictures.show_all()
     live_charts = CompareCharts("compare_live_charts")
     table_slot = st.empty()
-    figures_table(comparison, table_slot)
+    figures_table(comparison, table_slot, key="compare_table_0")
     x_key = st.session_state.get(KEY_X) or X_CHOICES[0]
 
     slots = attack_view.run_slots()
@@ -404,7 +432,7 @@ def live_comparison(photo: Photo, base: AttackConfig, label: int, attacks: list[
             history.finish(run.result)
             pictures.show(attack, history.frames[-1] if history.frames else None)
             live_charts.draw(comparison, x_key)
-            figures_table(comparison, table_slot)
+            figures_table(comparison, table_slot, key=f"compare_table_{number}")
     comparison.running = False
     st.rerun()  # the finished comparison is shown by the results view
 

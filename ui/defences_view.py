@@ -47,6 +47,7 @@ from .history import Frame, RunHistory
 from .photo import Photo
 from .pictures import upscale
 from .settings import ATTACK_LABELS, MODEL_LABELS, class_name
+from .stage import picture_alt
 
 KEY_COMPARISON = "defence_comparison"
 PERSIST = "session"  # the widgets keep their values during a visit to another page
@@ -77,6 +78,15 @@ def strength_tick(defense: Defense | None) -> str:
     if defense.kind in ("prune", "soteria", "mixup"):
         return f"{100 * p[0]:g}%"
     return defense.kind
+
+
+def strength_words(defense: Defense | None) -> str:
+    """A strength in a sentence: "no defence", "noise 0.01", "prune 50%"."""
+    return "no defence" if defense is None else tile_title(defense)
+
+
+def lane_attacker(lane) -> str:
+    return "the attacker who knows the defence" if lane.adaptive else "the naive attacker"
 
 
 def tile_title(defense: Defense | None) -> str:
@@ -312,7 +322,7 @@ def _tile_image(slot, frame: Frame | None, lane: Lane) -> None:
     row = lane.history.row_at(frame.step)
     psnr = "" if row is None else f" · {db_text(row['psnr'])}"
     slot.image(upscale(frame.image, TILE_PX), caption=f"Step {frame.step}{psnr}", width="stretch",
-               output_format="PNG")
+               output_format="PNG", alt=f"{strength_words(lane.defense)}, {lane_attacker(lane)}: {picture_alt(frame)}")
 
 
 class TileRow:
@@ -325,7 +335,8 @@ class TileRow:
         first = comparison.reference.history
         with grid.cell():
             st.markdown("**Private photo**")
-            st.image(upscale(first.original, TILE_PX), caption="never sent", width="stretch", output_format="PNG")
+            st.image(upscale(first.original, TILE_PX), caption="never sent", width="stretch", output_format="PNG",
+                     alt="The client's private photo")
         self.slots: dict[int, object] = {}
         index = {id(lane): i for i, lane in enumerate(comparison.lanes)}
         for lane in [comparison.reference, *comparison.defended]:
@@ -492,15 +503,37 @@ def privacy_utility_charts(comparison: Comparison) -> None:
     right.plotly_chart(charts.defence_cost_figure(ticks, [o.accuracy for o in outcomes], axis,
                                                   None if reference is None else reference.chance),
                        config={"displayModeBar": False}, key=f"def_cost_{comparison.run_id}")
+    st.caption(privacy_words(outcomes))
     setting = UtilitySetting()
-    st.caption(f"Left: how close each attacker's reconstruction is to the private photo ({SUCCESS_PSNR:g} dB and "
-               "above looks the same to the eye; SSIM 1 is identical); the naive attacker ignores the defence, "
-               "the other knows it, as a server that sets the protocol does. Right: what the defence costs the "
+    st.caption(f"Left (above on a phone): how close each attacker's reconstruction is to the private photo "
+               f"({SUCCESS_PSNR:g} dB and above is a close copy; SSIM 1 is identical); the naive attacker ignores "
+               "the defence, the other knows it, as a server that sets the protocol does. Right (below on a phone): "
+               "what the defence costs the "
                f"learning: the test accuracy of a small federated model after {setting.rounds} rounds in which "
                f"{setting.clients} clients share defended updates on {setting.batch} photos each (crops of "
                "nine photos, labelled by the photo; dlg_core/utility.py), against the same training undefended. "
                "One step with a noisy update costs little; many rounds of them add up.")
     st.markdown(verdict(comparison.outcomes(), comparison.rounds))
+
+
+def privacy_words(outcomes: list[Outcome]) -> str:
+    """The privacy and utility charts in words: each attacker's PSNR from the weakest to the strongest setting and
+    where it still leaks, then the federated model's accuracy."""
+    parts = ["In words:"]
+    for name, key in (("The naive attacker", "psnr"), ("The attacker who knows the defence", "adaptive_psnr")):
+        rows = [(getattr(o, key), strength_words(o.defense)) for o in outcomes if getattr(o, key) is not None]
+        if rows:
+            leaks = [at for psnr, at in rows if psnr >= SUCCESS_PSNR]
+            where = f"at or above {SUCCESS_PSNR:g} dB with {', '.join(leaks)}" if leaks else \
+                f"below {SUCCESS_PSNR:g} dB at every setting"
+            parts.append(f"{name} reached {rows[0][0]:.1f} dB with {rows[0][1]} and {rows[-1][0]:.1f} dB with "
+                         f"{rows[-1][1]}; {where}.")
+    accuracy = [(o.accuracy, strength_words(o.defense)) for o in outcomes if o.accuracy is not None]
+    if accuracy:
+        (first, at_first), (last, at_last) = accuracy[0], accuracy[-1]
+        parts.append(f"The federated model's test accuracy went from {first:.0%} with {at_first} to {last:.0%} "
+                     f"with {at_last}.")
+    return " ".join(parts)
 
 
 def results_table(comparison: Comparison) -> None:

@@ -19,24 +19,45 @@ from . import charts
 from .photo import Photo
 from .settings import class_name
 
-# The data flow of one FedSGD round and the attack on it, in Graphviz's DOT language.
-DIAGRAM = r"""
+# The data flow of one FedSGD round and the attack on it, in Graphviz's DOT language: left to right on a wide
+# screen; top to bottom with larger text on a phone, where the wide one shrinks to unreadable 5 px text.
+_DIAGRAM = r"""
 digraph {
-  rankdir=LR; bgcolor="transparent"; nodesep=0.3; ranksep=0.5; fontname="sans-serif";
-  node [shape=box, style="rounded,filled", fontname="sans-serif", fontsize=12, color="#5b6478",
+  rankdir=RANKDIR; bgcolor="transparent"; nodesep=0.3; ranksep=0.5; fontname="sans-serif"; fontsize=FONT;
+  node [shape=box, style="rounded,filled", fontname="sans-serif", fontsize=FONT, color="#5b6478",
         fillcolor="#1a1f2b", fontcolor="#e8eaf0", margin="0.15,0.08"];
-  edge [color="#8b93a7", fontname="sans-serif", fontsize=10, fontcolor="#b8bfcc"];
+  edge [color="#8b93a7", fontname="sans-serif", fontsize=EDGEFONT, fontcolor="#b8bfcc"];
   subgraph cluster_client { label="Client (private)"; fontcolor="#3ddc97"; color="#3ddc97"; style="rounded";
     photo [label="photo x\nlabel y"]; grad [label="gradient ∇W"];
     photo -> grad [label="one step of\nthe shared model W"]; }
   subgraph cluster_server { label="Server = attacker"; fontcolor="#ff4b6e"; color="#ff4b6e"; style="rounded";
     dummy [label="dummy photo x′\n(and label y′)"]; dgrad [label="dummy gradient ∇W′"];
     dist [label="distance\nbetween ∇W′ and ∇W"];
-    dummy -> dgrad [label="same model W"]; dgrad -> dist;
-    dist -> dummy [label="L-BFGS nudges x′", style=dashed, constraint=false]; }
+    dummy -> dgrad [label="same model W"]; dgrad -> dist [constraint=BACK];
+    dist -> dummy [label="L-BFGS nudges x′", style=dashed, constraint=FORTH]; }
   grad -> dist [label="shares only ∇W", color="#ff4b6e", fontcolor="#ff4b6e", penwidth=2];
 }
 """
+
+
+DIAGRAM_ALT = ("Diagram: on the client, the private photo x and its label y give, through one step of the shared model "
+               "W, the gradient; the client shares only that gradient with the server. The server, the attacker, "
+               "puts a dummy photo (and label) through the same model W, measures the distance between the dummy "
+               "gradient and the shared one, and L-BFGS nudges the dummy photo to shrink that distance.")
+
+
+def diagram(narrow: bool = False) -> str:
+    """The diagram's DOT text: wide (left to right) or narrow (top to bottom, larger text, for phones)."""
+    # On a phone every box sits in one column: the loop ranks distance -> dummy photo -> dummy gradient downwards
+    # (its last edge drawn back up) instead of dummy photo -> dummy gradient -> distance beside the client.
+    values = ({"RANKDIR": "TB", "EDGEFONT": "16", "FONT": "18", "BACK": "false", "FORTH": "true"} if narrow else
+              {"RANKDIR": "LR", "EDGEFONT": "10", "FONT": "12", "BACK": "true", "FORTH": "false"})
+    text = _DIAGRAM
+    for name, value in values.items():
+        text = text.replace(name, value)
+    return text
+
+
 
 
 def label_clue(photo: Photo, config: AttackConfig, label: int) -> None:

@@ -9,6 +9,8 @@ shared link can fill them in and the "How it works" page can read the current ch
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
 from dlg_core import config as cfg
@@ -270,11 +272,15 @@ def setting_line(choose_attack: bool = True) -> str:
     return f"{what}{model}, {state[k['size']]} px{steps}, seed {state[k['seed']]}"
 
 
-def settings_fold(choose_attack: bool = True) -> AttackConfig | None:
-    """Every setting folded under one "Change the setting" control that says what the setting is now."""
+def settings_fold(choose_attack: bool = True, then: Callable[[], None] | None = None) -> AttackConfig | None:
+    """Every setting folded under one "Change the setting" control that says what the setting is now; ``then``
+    draws more inside the fold, after the settings (the Attack lab's threat-model card)."""
     with st.expander(f"Change the setting · now {setting_line(choose_attack)}", icon=":material/tune:",
                      key="fold_setting"):
-        return settings_panel(choose_attack)
+        config = settings_panel(choose_attack)
+        if then is not None:
+            then()
+        return config
 
 
 def settings_panel(choose_attack: bool = True) -> AttackConfig | None:

@@ -45,8 +45,18 @@ button[data-testid="stBaseButton-primary"], button[data-testid="stBaseButton-pri
 .stage-chart-text { margin: 0; font-size: 0.9rem; color: #c3c7d1; }
 /* Phones: display formulas shrink to fit a 390 px screen instead of scrolling sideways. */
 @media (max-width: 640px) { .katex-display > .katex { font-size: 0.78em; white-space: normal; } }
+/* by_width()'s pairs: the "wide_" container on a wide screen, the "narrow_" one on a phone. */
+@media (max-width: 640px) { [class*="st-key-wide_"] { display: none !important; } }
+@media (min-width: 641px) { [class*="st-key-narrow_"] { display: none !important; } }
 </style>
 """
+
+
+def by_width(key: str, slot=None):
+    """Two containers for one thing drawn twice: the first shown on a wide screen, the second on a phone (up to
+    640 px); the page style hides the other one, from screen readers too."""
+    box = (slot or st).container()
+    return box.container(key=f"wide_{key}"), box.container(key=f"narrow_{key}")
 
 
 def page_style() -> None:
