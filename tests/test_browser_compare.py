@@ -90,9 +90,15 @@ def choose_attacks(page: Page, names: list[str]) -> None:
     choice.get_by_role("button", name=re.compile("clear", re.IGNORECASE)).first.click()
     expect(choice).not_to_contain_text("et al.")  # no chip left
     for name in names:
-        choice.locator("input").fill(name)  # typing opens the list, filtered
-        page.get_by_role("option", name=re.compile(f"^{re.escape(name)}")).click()
-        expect(choice).to_contain_text(name)
+        for attempt in range(3):  # a pick that lands during a rerun can be dropped (seen once in CI): pick again
+            choice.locator("input").fill(name)  # typing opens the list, filtered
+            page.get_by_role("option", name=re.compile(f"^{re.escape(name)}")).click()
+            try:
+                expect(choice).to_contain_text(name)
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise
     page.keyboard.press("Escape")
     expect(choice).to_contain_text(re.compile(".*".join(re.escape(name) for name in names)))
 
