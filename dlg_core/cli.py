@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fedavg-lr", type=float, default=d.fedavg_lr, help="the client's local learning rate")
     run.add_argument("--tv-weight", type=float, default=d.tv_weight, help="Inverting Gradients' TV prior weight")
     run.add_argument("--restarts", type=int, default=d.restarts, help="Inverting Gradients' restarts")
+    run.add_argument("--polish-steps", type=int, default=d.polish_steps,
+                     help="Inverting Gradients: the last of --steps as L-BFGS steps on the cosine distance alone "
+                          "(default: per victim, measured)")
     run.add_argument("--defense", action="append", metavar="SPEC",
                      help="what the client does to its update before sharing, repeatable and applied in order: "
                           "gaussian:SCALE, laplace:SCALE, dp:CLIP:MULTIPLIER, prune:FRACTION_REMOVED, fp16, int8, "
@@ -128,7 +131,8 @@ def config_from_args(args: argparse.Namespace) -> AttackConfig:
         name: getattr(args, name)
         for name in ("attack", "model", "size", "classes", "steps", "seed", "distance", "lr", "init",
                      "line_search", "precision", "threads", "device", "max_seconds", "activation", "trained_steps",
-                     "fedavg_steps", "fedavg_lr", "tv_weight", "restarts", "clients", "adaptive")
+                     "fedavg_steps", "fedavg_lr", "tv_weight", "restarts", "polish_steps", "clients",
+                     "adaptive")
         if name in given
     }
     if "defense" in given:

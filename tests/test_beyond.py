@@ -111,6 +111,21 @@ def test_inverting_gradients_restarts_and_batches(photos32):
     assert all(p.gradient_distance <= reports[10].gradient_distance for p in reports[11:])
 
 
+def test_inverting_gradients_polish_closes_the_gap_on_a_sigmoid_victim():
+    # Adam on the sign ends near the photo, not on it; the last steps as L-BFGS on the cosine distance alone
+    # (polish_steps) take a sigmoid victim's photo past 30 dB with the same step budget.
+    photo = load_sample("cat_chelsea", 16)
+    knowledge = knowledge_of(build_model("lenet", 16, 10, seed=0), photo, [3], 10)
+    lbfgs = dict(line_search="strong_wolfe", lbfgs="compact", max_iter=5, history_size=300)
+    plain = list(ATTACKS["ig"](knowledge, AttackSettings(steps=150, init="grey", **lbfgs)))
+    polished = list(ATTACKS["ig"](knowledge, AttackSettings(steps=150, polish_steps=30, init="grey", **lbfgs)))
+    assert [p.step for p in polished] == list(range(151))  # still a frame per step, the budget unchanged
+    assert polished[-1].evals > 151  # an L-BFGS step may evaluate several times
+    assert polished[-1].label_guess == (3,)
+    assert image_metrics(plain[-1].reconstruction, photo).psnr < 30
+    assert image_metrics(polished[-1].reconstruction.clamp(0, 1), photo).psnr >= 40
+
+
 # --- labels of a batch ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

@@ -17,7 +17,7 @@ from dlg_core.experiment import Job
 from dlg_core.images import load_sample
 from dlg_core.models import build_model
 from dlg_core.run import AttackRun
-from ui.link import link_params, parse_link
+from ui.link import LINK_VERSION, link_params, parse_link
 
 
 @pytest.fixture(scope="module")
@@ -146,13 +146,19 @@ def test_dlg_defaults_to_the_squared_distance_and_the_rest_to_cosine():
                                     DEFAULT.replace(attack="ig", seed=4)])
 def test_per_attack_defaults_round_trip_through_links(chosen):
     params = link_params(chosen, "cat_chelsea", 0)
-    assert params["v"] == "3"
+    assert params["v"] == LINK_VERSION
     assert ("distance" in params) == (chosen.distance != default_for(chosen.attack, chosen.model).distance)
     assert parse_link(params).config == chosen
     assert AttackConfig.from_query_params(chosen.to_query_params()) == chosen
 
 
 def test_older_links_keep_their_own_defaults():
+    # a v=3 link left out what equalled the table of its day: Inverting Gradients then had one step budget and
+    # no polish for every victim
+    old = parse_link({"v": "3", "attack": "ig", "model": "lenet"}).config
+    assert (old.steps, old.polish_steps) == (DEFAULT.steps, 0)
+    assert default_for("ig", "lenet").polish_steps > 0
+    assert parse_link({"v": LINK_VERSION, "attack": "ig", "model": "lenet"}).config == default_for("ig", "lenet")
     # a v=2 link left out what equalled the one default of its day: DLG then meant the cosine distance
     assert parse_link({"v": "2", "attack": "dlg"}).config == AttackConfig(attack="dlg")
     assert parse_link({"attack": "dlg"}).config.distance == "l2"  # v1: the squared distance was everyone's

@@ -123,7 +123,9 @@ def current_config(**overrides) -> AttackConfig:
     values = {name: st.session_state[key] for name, key in FIELD_KEYS.items()}
     values["size"] = int(values["size"])
     values["threads"] = min(int(values.get("threads", limits.THREADS_PER_RUN)), limits.THREADS_PER_RUN)
-    return st.session_state[KEY_BASE].replace(**{**values, **overrides})
+    # the settings without a widget (Inverting Gradients' TV weight, polish steps) follow the attack and victim too
+    base = cfg.follow_tuned(st.session_state[KEY_BASE], values["attack"], values["model"])
+    return base.replace(**{**values, **overrides})
 
 
 def _follow_attack_and_victim() -> None:
