@@ -57,8 +57,8 @@ def _switches(attack: str, model: str) -> None:
                   help="ResNet only: the client normalises by its batch's statistics, which the attacker "
                        "never sees; it only has the model as it sent it.")
         st.toggle("Victim trained first", key=KEY_TRAINED, on_change=_sync_trained,
-                  help=f"A victim trained {TRAINED_STEPS} steps on the bundled photos (the number is under "
-                       "*The victim*) instead of a freshly drawn one.")
+                  help=f"A victim trained {TRAINED_STEPS} steps on the bundled photos, never on the attacked one (the "
+                       "number is under *The victim*), instead of a freshly drawn one.")
 
 
 def _knows(attack: str, config) -> list[str]:
