@@ -437,7 +437,7 @@ def _psnr(row: dict[str, Any]) -> float | None:
     infinite): its whole batch's MSE says how good it is then."""
     psnr = _number(row.get("final_psnr"))
     mse = _number(row.get("final_mse"))
-    return psnr if psnr is not None or mse is None else min(metrics.psnr_from_mse(mse), 999.0)
+    return psnr if psnr is not None or mse is None else min(metrics.psnr_from_mse(mse), metrics.PSNR_CAP)
 
 
 def summarise(rows: Sequence[dict[str, Any]], by: Sequence[str]) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from dlg_core.config import DEFAULT, AttackConfig
 from dlg_core.errors import BadInputError
 from dlg_core.export import config_to_json, frames_to_gif, history_to_csv
 from dlg_core.images import SAMPLES, tensor_to_numpy
-from dlg_core.metrics import SUCCESS_PSNR
+from dlg_core.metrics import PSNR_CAP, SUCCESS_PSNR
 from dlg_core.run import AttackRun
 from dlg_core.slots import RunSlots
 
@@ -256,7 +256,7 @@ class LiveCharts:
         for fig, key, slot, name in zip(self.figures, self.keys, self.slots, ("mse", "psnr", "distance"), strict=True):
             values = [r[key] for r in rows]
             if key == "psnr":
-                values = [min(v, 99.0) for v in values]  # an exact copy has infinite PSNR
+                values = [min(v, PSNR_CAP) for v in values]  # an exact copy has infinite PSNR
             fig.data[0].x, fig.data[0].y = steps, values
             # A fresh key per redraw: identical redraws must not look like duplicate elements.
             slot.plotly_chart(fig, key=f"live_{name}_{self.redraws}", config={"displayModeBar": False})

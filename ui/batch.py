@@ -15,6 +15,7 @@ import torch
 
 from dlg_core import attack_registry, limits, photo_sets
 from dlg_core.images import SAMPLES
+from dlg_core.metrics import PSNR_CAP
 
 from .history import RunHistory
 from .photo import Photo, sample_tensor
@@ -75,6 +76,6 @@ def batch_view(history: RunHistory) -> None:
     grid = st.container(key="pixels_batch").grid(8, min_column_width=70, gap="small")
     for i, (original, recovered) in enumerate(zip(history.batch_original, history.batch_final, strict=True)):
         pair = np.concatenate([original, recovered], axis=0)
-        psnr = "exact" if scores[i] > 99 else f"{scores[i]:.0f} dB"
+        psnr = "exact" if scores[i] > PSNR_CAP else f"{scores[i]:.0f} dB"
         grid.image(pair, caption=f"{i + 1}: {class_name(history.label_true[i])}, {psnr}", width="stretch")
 

@@ -19,7 +19,7 @@ import streamlit as st
 from dlg_core import attack_registry, limits
 from dlg_core.config import AttackConfig, follow_tuned
 from dlg_core.errors import BadInputError
-from dlg_core.metrics import SUCCESS_PSNR
+from dlg_core.metrics import PSNR_CAP, SUCCESS_PSNR
 from dlg_core.run import AttackRun, prepare_victim
 
 from . import attack_view, batch, charts, stage, style
@@ -285,7 +285,7 @@ def compare_figure(lines: list[tuple[str, str, list[dict]]], x_key: str = "secon
         fig.update_yaxes(type="log", exponentformat="power", dtick=1)  # a tick per decade, no minor labels
     for attack, name, rows in lines:
         colour = attack_registry.get(attack).colour
-        y = [min(r["psnr"], 99.0) if psnr else max(r["gradient_distance"], 1e-30) for r in rows]
+        y = [min(r["psnr"], PSNR_CAP) if psnr else max(r["gradient_distance"], 1e-30) for r in rows]
         fig.add_trace(go.Scatter(x=[r[x_key] for r in rows], y=y, mode="lines" if len(rows) > 1 else "markers",
                                  line={"color": colour, "width": 2.5}, marker={"color": colour, "size": 10},
                                  name=name, hovertemplate=f"{name}: %{{y:.{'1f' if psnr else '3g'}}}<extra></extra>"))

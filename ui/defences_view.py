@@ -29,7 +29,7 @@ from dlg_core.defence_verdict import Outcome, db_text, verdict
 from dlg_core.defenses import KIND_LABELS, Defense, DefenseCost
 from dlg_core.errors import BadInputError
 from dlg_core.images import CLASS_NAMES
-from dlg_core.metrics import SUCCESS_PSNR
+from dlg_core.metrics import PSNR_CAP, SUCCESS_PSNR
 from dlg_core.run import AttackRun
 from dlg_core.utility import Utility, UtilitySetting, utility
 
@@ -547,7 +547,7 @@ def results_table(comparison: Comparison) -> None:
         rows.append({
             "strength": lane.title,
             "attacker": "knows the defence" if lane.adaptive else "naive",
-            "PSNR (dB)": None if row is None else round(min(row["psnr"], 99.0), 2),
+            "PSNR (dB)": None if row is None else round(min(row["psnr"], PSNR_CAP), 2),
             "SSIM": None if row is None else round(row["ssim"], 3),
             "MSE on 0-255": None if row is None else number(row["mse_255"]),
             "label": None if row is None else ("right" if lane.history.label_correct else "wrong"),
