@@ -1,5 +1,10 @@
 """One run's settings as a dataclass, shared by the app, the CLI, the benchmark and shareable links.
 
+Each setting is declared once, in its field (``setting(default, help, choices= or low=/high=, group=, label=)``):
+the validation, the CLI's flags (``cli_argument``), the app's settings widgets (``ui/settings.py``), links and the
+experiment's axis flags all read that declaration (``SETTINGS``). The attacks' own declarations (choices, what each
+cannot run, their measured defaults) live in ``attack_registry.py``.
+
 ``AttackConfig`` round-trips through JSON and through URL query parameters; everything a user sends is
 validated here (known keys, right types, sane ranges) and refused with a ``BadInputError`` otherwise.
 Two presets matter: ``TEXTBOOK`` (the DLG/iDLG papers' settings) and ``DEFAULT`` (what the app uses).

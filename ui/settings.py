@@ -1,4 +1,5 @@
-"""The attack's settings: one widget per AttackConfig field, defaults always read from ``dlg_core.config``.
+"""The attack's settings: one widget per AttackConfig setting, drawn from its declaration in ``dlg_core.config``
+(``SETTINGS``: label, help, range or choices, and the group of the panel that shows it); defaults read from there.
 
 ``DEFAULT`` gives the starting values; the settings that depend on the attack or the victim
 (``config.TUNED``, e.g. DLG's distance) follow ``config.default_for`` when either is changed.
