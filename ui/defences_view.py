@@ -23,7 +23,8 @@ import streamlit as st
 
 from dlg_core import defenses as dfn
 from dlg_core import limits
-from dlg_core.config import ATTACK_NAMES, DEFAULT, MODEL_NAMES, AttackConfig, default_for
+from dlg_core.attack_registry import names as attack_names
+from dlg_core.config import DEFAULT, MODEL_NAMES, AttackConfig, default_for
 from dlg_core.defence_verdict import Outcome, db_text, verdict
 from dlg_core.defenses import KIND_LABELS, Defense, DefenseCost
 from dlg_core.errors import BadInputError
@@ -46,7 +47,7 @@ from .attack_view import (
 from .history import Frame, RunHistory
 from .photo import Photo
 from .pictures import upscale
-from .settings import ATTACK_LABELS, MODEL_LABELS, class_name
+from .settings import MODEL_LABELS, attack_label, class_name
 from .stage import picture_alt
 
 KEY_COMPARISON = "defence_comparison"
@@ -237,7 +238,7 @@ def setting_line() -> str:
     """The setting in a few words, under its fold."""
     _init_state()
     state = st.session_state
-    attack = ATTACK_LABELS.get(state["def_attack"], state["def_attack"]).split(" (")[0]
+    attack = attack_label(state["def_attack"]).split(" (")[0]
     model = MODEL_LABELS.get(state["def_model"], state["def_model"]).split(" (")[0]
     defence = KIND_LABELS.get(state["def_kind"], state["def_kind"])
     steps = int(state["def_steps"])
@@ -255,7 +256,7 @@ def defence_settings(photo: Photo | None) -> tuple[DefenceSetup | None, int]:
     grid = st.grid(4, min_column_width=200, gap="medium")
     keep = {"persist_state": PERSIST}
     with grid:
-        st.selectbox("Attack", ATTACK_NAMES, key="def_attack", format_func=lambda a: ATTACK_LABELS.get(a, a),
+        st.selectbox("Attack", attack_names(), key="def_attack", format_func=attack_label,
                      help="The same attack runs once per strength, and once without a defence.", **keep)
         st.selectbox("Victim model", MODEL_NAMES, key="def_model", format_func=lambda m: MODEL_LABELS.get(m, m),
                      help="The shared model the client trains; the attacker knows all its weights.", **keep)
