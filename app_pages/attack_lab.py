@@ -3,10 +3,10 @@ the verdict, charts, downloads and the share link below."""
 
 import streamlit as st
 
-from ui import attack_view, batch, host, link, photo, rank_view, settings, stage, threat_card
+from ui import attack_view, batch, host, link, photo, rank_view, run_engine, settings, stage, threat_card
 
 autorun = link.apply_shared_link()
-attack_view.settle_interrupted_run()
+attack_view.LAB.settle_interrupted()
 
 st.title("Gradient Leakage Lab")
 st.markdown("A client shares only the **gradient** of its model on a private photo. Press Run and watch an "
@@ -22,7 +22,7 @@ with controls:
     attack_view.setting_check(config)
     if config is not None and config.attack == "layerwise":
         rank_view.layer_chart(config, expanded=False)
-history = attack_view.current_history()
+history = attack_view.LAB.current()
 if start:
     attack_view.live_attack_view(chosen, config, settings.current_label(), stage_box)
 elif history is None:
@@ -39,4 +39,4 @@ else:
     st.subheader("Take it with you")
     attack_view.downloads(history)
     attack_view.share_box(history)
-host.limits_panel(attack_view.run_slots().slots)
+host.limits_panel(run_engine.run_slots().slots)
