@@ -18,7 +18,12 @@ with controls:
     chosen = photo.photo_fold()
     # The threat-model card's switches change the setting: they sit in its fold, near Run.
     config = settings.settings_fold(then=threat_card.threat_card)
-    start = attack_view.run_controls(ready=chosen is not None and config is not None, autorun=autorun)
+    start, pressed = attack_view.LAB.controls(
+        "Run the attack", ready=chosen is not None and config is not None, autorun=autorun,
+        run_help="The client computes its gradient; the attacker starts from it alone.",
+        stop_help="End the attack now and keep what it reached.")
+    if pressed:
+        link.clear_link_messages()  # a new run of the user's own: the link's note has served
     attack_view.setting_check(config)
     if config is not None and config.attack == "layerwise":
         rank_view.layer_chart(config, expanded=False)

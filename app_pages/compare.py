@@ -18,7 +18,10 @@ st.caption("The same setting as on the Attack lab (changed here, it changes ther
            "Gradients does not. Or a trained victim, whose confident, smaller gradient gives every attack less.")
 attacks, steps = compare_view.attack_choice(config.model if config else "")
 ready = chosen is not None and config is not None and len(attacks) >= 2
-start = compare_view.run_controls(ready)
+start, _ = compare_view.COMPARE.controls(
+    "Run the comparison", ready,
+    run_help="The client computes its update once; every chosen attack then starts from that same update.",
+    stop_help="End the comparison now and keep what every attack reached.")
 host.limits_panel(run_engine.run_slots().slots)
 st.caption(compare_view.ORDER_NOTE)
 

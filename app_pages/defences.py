@@ -16,7 +16,10 @@ with st.expander("Change the setting: attack, victim, defence and its strengths"
                  key="fold_defence"):
     setup, label = defences_view.defence_settings(chosen)
 st.caption(defences_view.setting_line())
-start = defences_view.run_controls(ready=chosen is not None and setup is not None)
+start, _ = defences_view.DEFENCES.controls(
+    "Run the comparison", ready=chosen is not None and setup is not None,
+    run_help="One attack per strength, and one without a defence, side by side.",
+    stop_help="End every run now and keep what they reached.")
 host.limits_panel(run_engine.run_slots().slots)
 comparison = defences_view.DEFENCES.current()
 if start:

@@ -14,7 +14,10 @@ st.header("1 · The preset", divider="red")
 preset, jobs = experiments_view.preset_picker()
 
 st.header("2 · Run it", divider="red")
-start = experiments_view.run_controls(preset, jobs)
+start, _ = experiments_view.EXPERIMENTS.controls(
+    experiments_view.run_label(preset, jobs), ready=bool(jobs),
+    run_help="Runs the quick grid here, one run after another.",
+    stop_help="End the grid now; the runs already done are kept.")
 host.limits_panel(run_engine.run_slots().slots)
 run = experiments_view.EXPERIMENTS.current()
 if start:

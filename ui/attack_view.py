@@ -31,17 +31,6 @@ LAB = run_engine.LiveRun(
     after_stop=stage.stop_playback)  # show what the run reached, not a backlog of frames
 
 
-def run_controls(ready: bool, autorun: bool = False) -> bool:
-    """The Run and Stop buttons; returns True when an attack should start in this script run."""
-    start, pressed = LAB.controls(
-        "Run the attack", ready, autorun=autorun,
-        run_help="The client computes its gradient; the attacker starts from it alone.",
-        stop_help="End the attack now and keep what it reached.")
-    if pressed:
-        link.clear_link_messages()  # a new run of the user's own: the link's note has served
-    return start
-
-
 # ---------------------------------------------------------------------------------------------------- pieces
 
 

@@ -95,15 +95,6 @@ def keep_photo_source() -> None:
         st.session_state[KEY_SOURCE] = st.session_state[KEY_SOURCE]
 
 
-def run_controls(ready: bool) -> bool:
-    """The Run and Stop buttons; returns True when a comparison should start in this script run."""
-    start, _ = COMPARE.controls(
-        "Run the comparison", ready,
-        run_help="The client computes its update once; every chosen attack then starts from that same update.",
-        stop_help="End the comparison now and keep what every attack reached.")
-    return start
-
-
 def attack_choice(model: str) -> tuple[list[str], int]:
     """Which attacks race (2 to 4) and how many steps each may take."""
     st.session_state.setdefault(KEY_ATTACKS, list(DEFAULT_ATTACKS))

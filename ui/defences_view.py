@@ -278,15 +278,6 @@ def photo_label(photo: Photo | None) -> int:
     return int(st.session_state.get("def_label", 0))
 
 
-def run_controls(ready: bool) -> bool:
-    """Run and Stop; returns True when the comparison should start in this script run."""
-    start, _ = DEFENCES.controls(
-        "Run the comparison", ready,
-        run_help="One attack per strength, and one without a defence, side by side.",
-        stop_help="End every run now and keep what they reached.")
-    return start
-
-
 # ---------------------------------------------------------------------------------------------------- live
 
 

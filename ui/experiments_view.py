@@ -108,14 +108,10 @@ def _resumable(preset: experiment.Preset, jobs: list[experiment.Job]) -> Experim
     return run if run.rows else None
 
 
-def run_controls(preset: experiment.Preset, jobs: list[experiment.Job]) -> bool:
-    """Run (or Resume) and Stop; returns True when the grid should run in this script run."""
+def run_label(preset: experiment.Preset, jobs: list[experiment.Job]) -> str:
+    """Run, or Resume when this preset's grid was stopped part way."""
     partial = _resumable(preset, jobs)
-    label = f"Resume ({len(partial.rows)} of {len(jobs)} done)" if partial else "Run the preset"
-    start, _ = EXPERIMENTS.controls(label, ready=bool(jobs),
-                                    run_help="Runs the quick grid here, one run after another.",
-                                    stop_help="End the grid now; the runs already done are kept.")
-    return start
+    return f"Resume ({len(partial.rows)} of {len(jobs)} done)" if partial else "Run the preset"
 
 
 # ---------------------------------------------------------------------------------------------------- run
