@@ -3,6 +3,7 @@ the verdict, charts, downloads and the share link below."""
 
 import streamlit as st
 
+from dlg_core import attack_registry
 from ui import attack_view, batch, host, link, photo, rank_view, run_engine, settings, stage, threat_card
 
 autorun = link.apply_shared_link()
@@ -25,7 +26,7 @@ with controls:
     if pressed:
         link.clear_link_messages()  # a new run of the user's own: the link's note has served
     attack_view.setting_check(config)
-    if config is not None and config.attack == "layerwise":
+    if config is not None and attack_registry.get(config.attack).walks_layers:
         rank_view.layer_chart(config, expanded=False)
 history = attack_view.LAB.current()
 if start:

@@ -33,6 +33,7 @@ from typing import Any, Protocol, TypeVar
 import streamlit as st
 import torch
 
+from dlg_core import attack_registry
 from dlg_core.config import DEFAULT
 from dlg_core.images import SAMPLES
 from dlg_core.run import AttackRun
@@ -68,7 +69,7 @@ def warm_up() -> bool:
     """Pay PyTorch's one-off costs (first L-BFGS step, SSIM's imports: about 1 s; first Adam step and learning-rate
     schedule, for Inverting Gradients: about 2 s) before anyone presses Run, or times an attack."""
     first = SAMPLES[0]
-    for attack in (DEFAULT.attack, "ig"):
+    for attack in (DEFAULT.attack, attack_registry.first(optimiser="adam").name):
         config = DEFAULT.replace(attack=attack, steps=1, size=16)
         for _ in AttackRun(config, sample_tensor(first.name, 16), (first.label % config.classes,)):
             pass
