@@ -128,8 +128,8 @@ def command_run(args: argparse.Namespace) -> int:
         raise BadInputError("Give one --label per photo, or none.")
     warm_up()
     run = AttackRun(config, images, labels)
-    if run.victim.report.warning:
-        print(f"warning: {run.victim.report.warning}", file=sys.stderr)
+    if run.victim.warning:
+        print(f"warning: {run.victim.warning}", file=sys.stderr)
     with tqdm(total=config.steps, disable=args.quiet, unit="step", file=sys.stderr, leave=False) as bar:
         for snap in run:
             bar.update(snap.step - bar.n)
