@@ -2,8 +2,8 @@
 
 from .adaptive import unmixing
 from .analytic import analytic
-from .batch_rows import layer_by_layer
 from .base import AttackerKnowledge, AttackSettings, Progress, infer_labels_from_last_layer
+from .batch_rows import layer_by_layer
 from .dlg import dlg
 from .idlg import idlg
 from .imprint import imprint, malicious_model

@@ -45,7 +45,7 @@ from torch import nn
 
 from ..client import soft_cross_entropy
 from ..errors import BadInputError
-from ..rank import Chain, layer_chain
+from ..rank import Chain, ConvLayer, layer_chain
 from .analytic import update_distance
 from .base import AttackerKnowledge, AttackSettings, Progress, candidate_gradients, gradient_of, initial_image
 from .conv_solve import ConvEquations
@@ -55,6 +55,7 @@ from .layerwise import layerwise, needs_gradient_rows, plausible, undo_activatio
 STARTS = 4  # the label-row start, then random nudges of it while the fit stays above FIT_FLOOR
 FIT_FLOOR = 1e-12  # relative squared residual of the head's gradients: float32 rounding of the shared update
 NUDGE = 0.05  # relative size of the random nudge of a start
+MAX_FIT_STEPS = 500  # L-BFGS iterations of a photo fit, where a convolution's solve failed
 
 
 def layer_by_layer(knowledge: AttackerKnowledge, settings: AttackSettings) -> Iterator[Progress]:
@@ -175,9 +176,10 @@ def batch_labels(knowledge: AttackerKnowledge) -> tuple[int, ...]:
     return infer_batch_labels(knowledge)
 
 
-def _photo(chain: Chain, h: torch.Tensor, grad_h: torch.Tensor,
-           gradients: tuple[torch.Tensor, ...], model: nn.Module) -> torch.Tensor | None:
-    """One photo from its features, through each convolution's forward equations; None if a solve fails."""
+def _photo(chain: Chain, h: torch.Tensor, grad_h: torch.Tensor, gradients: tuple[torch.Tensor, ...],
+           model: nn.Module, steps: int) -> torch.Tensor:
+    """One photo from its features, through each convolution's forward equations; where a solve fails (no
+    convergence, or an answer out of the activation's range), the photo is fitted to that layer's output."""
     for index in range(len(chain.convs) - 1, -1, -1):
         layer = chain.convs[index]
         h, grad_h = h.reshape(layer.output_shape), grad_h.reshape(layer.output_shape)
@@ -187,10 +189,33 @@ def _photo(chain: Chain, h: torch.Tensor, grad_h: torch.Tensor,
         shared = _double(gradient_of(model, gradients, layer.conv.weight))  # a batch's sum: scales only
         x = ConvEquations(layer, weight, output_grad, (z - bias)[None], shared, False).solve()
         if x is None or not plausible(x, chain.convs[index - 1].activation if index > 0 else "photo"):
-            return None
+            return fit_photo(chain.convs[:index + 1], h, steps)
         grad_x = torch.nn.grad.conv2d_input(x.shape, weight, output_grad, layer.conv.stride, layer.conv.padding)
         h, grad_h = x[0], grad_x[0]
     return h
+
+
+def fit_photo(layers: tuple[ConvLayer, ...], output: torch.Tensor, steps: int) -> torch.Tensor:
+    """The photo whose output through these layers is closest to ``output``: L-BFGS from grey, first derivatives
+    only (the layers' forward equations, now through the activations below; each photo on its own)."""
+    image = torch.full((1, *layers[0].input_shape), 0.5, dtype=torch.float64, requires_grad=True)
+    scale = 1 / float(output.pow(2).sum())
+    optimizer = torch.optim.LBFGS([image], max_iter=min(steps, MAX_FIT_STEPS), tolerance_grad=1e-12,
+                                  tolerance_change=1e-15, history_size=50, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        x = image
+        for layer in layers:
+            x = F.conv2d(x, _double(layer.conv.weight), _double(layer.conv.bias), layer.conv.stride,
+                         layer.conv.padding)
+            x = torch.sigmoid(x) if layer.activation == "sigmoid" else torch.tanh(x)
+        loss = (x[0] - output).pow(2).sum() * scale
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return image.detach()[0].clamp(0, 1)
 
 
 def _walk_batch(knowledge: AttackerKnowledge, settings: AttackSettings, chain: Chain) -> Iterator[Progress]:
@@ -211,7 +236,6 @@ def _walk_batch(knowledge: AttackerKnowledge, settings: AttackSettings, chain: C
     feature_grads = fit.feature_gradients(features)
     photos = []
     for n in range(shape[0]):
-        photo = _photo(chain, features[n], feature_grads[n], gradients, model)
-        photos.append(start[n] if photo is None else photo.reshape(shape[1:]))
+        photos.append(_photo(chain, features[n], feature_grads[n], gradients, model, settings.steps).reshape(shape[1:]))
     image = torch.stack(photos).clamp(0, 1)
     yield frame(2, image, 2, update_distance(knowledge, image.float(), label_probs, settings.distance), "the photos")
