@@ -3,6 +3,7 @@ the verdict, charts, downloads and the share link below."""
 
 import streamlit as st
 
+from dlg_core import attack_registry
 from ui import attack_view, batch, host, link, photo, rank_view, settings, stage, threat_card
 
 autorun = link.apply_shared_link()
@@ -20,7 +21,7 @@ with controls:
     config = settings.settings_fold(then=threat_card.threat_card)
     start = attack_view.run_controls(ready=chosen is not None and config is not None, autorun=autorun)
     attack_view.setting_check(config)
-    if config is not None and config.attack == "layerwise":
+    if config is not None and attack_registry.get(config.attack).walks_layers:
         rank_view.layer_chart(config, expanded=False)
 history = attack_view.current_history()
 if start:

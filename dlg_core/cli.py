@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import bench, experiment, grid_ray, limits, photo_sets, scaling
+from . import attack_registry, bench, experiment, grid_ray, limits, photo_sets, scaling
 from . import config as cfg
 from .config import AttackConfig
 from .errors import BadInputError
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--crops", type=int, metavar="N",
                      help="instead of --image: N distinct crops of the report photo set (a large batch), seeded by "
                           f"--seed; at most {limits.MAX_BATCH}, or {limits.MAX_IMPRINT_BATCH} for --attack imprint")
-    run.add_argument("--attack", choices=cfg.ATTACK_NAMES, default=d.attack)
+    run.add_argument("--attack", choices=attack_registry.names(), default=d.attack)
     run.add_argument("--model", choices=cfg.MODEL_NAMES, default=d.model, help="the victim network")
     run.add_argument("--size", type=int, default=d.size, help="square resolution the victim sees (16-128)")
     run.add_argument("--classes", type=int, default=d.classes, help="number of classes of the victim")

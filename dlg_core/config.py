@@ -15,10 +15,9 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from . import limits
+from . import attack_registry, limits
 from .errors import BadInputError
 
-ATTACK_NAMES = ("dlg", "idlg", "ig", "analytic", "imprint", "layerwise")
 MODEL_NAMES = ("lenet", "cnn", "wide_cnn", "mlp", "resnet")
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 DISTANCE_NAMES = ("l2", "nl2", "cosine")
@@ -209,7 +208,7 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
 
 
 def _validate(c: AttackConfig) -> None:
-    _check_choice("attack", c.attack, ATTACK_NAMES)
+    attack = attack_registry.get(c.attack)  # the attacks: dlg_core/attack_registry.py
     _check_choice("model", c.model, MODEL_NAMES)
     _check_choice("distance", c.distance, DISTANCE_NAMES)
     _check_choice("init", c.init, INIT_NAMES)
@@ -237,27 +236,9 @@ def _validate(c: AttackConfig) -> None:
     _check_range("clients", c.clients, 1, limits.MAX_CLIENTS)
     if not isinstance(c.defenses, str):
         raise BadInputError("Setting 'defenses' must be text such as \"prune:0.5,fp16\" (or \"\" for none).")
-    if c.attack == "analytic" and c.model != "mlp":
-        raise BadInputError("The closed-form attack needs a victim whose first layer is fully connected: "
-                            "choose the mlp model.")
-    if c.attack == "layerwise":
-        _check_layerwise(c)
-
-
-def _check_layerwise(c: AttackConfig) -> None:
-    """What the layer-by-layer attack cannot undo (the reasons: attacks/layerwise.py's docstring)."""
-    if c.model == "resnet":
-        raise BadInputError("The layer-by-layer attack does not apply to the ResNet: its ReLUs lose every negative "
-                            "pre-activation and its BatchNorm and skip connections mix layers; use ig there.")
-    if c.activation == "relu" and c.model != "mlp":
-        raise BadInputError("The layer-by-layer attack needs activations it can undo (sigmoid or tanh): a ReLU "
-                            "loses every negative pre-activation.")
-    if c.fedavg_steps > 1:
-        raise BadInputError("The layer-by-layer attack reads one gradient (FedSGD): FedAvg's local steps add "
-                            "gradients taken at different weights.")
-    if c.clients > 1:
-        raise BadInputError("The layer-by-layer attack rebuilds one photo: an aggregate of several clients' updates "
-                            "gives the fully-connected layer a mixture of their photos' features.")
+    refusal = attack.refusal(c)
+    if refusal:
+        raise BadInputError(refusal)
 
 
 # The DLG and iDLG papers' settings (benchmark baseline): N(0,1) start, L-BFGS lr 1 with PyTorch's defaults.
@@ -269,12 +250,10 @@ TEXTBOOK = AttackConfig(attack="dlg", model="lenet", classes=100, steps=300, dis
 DEFAULT = AttackConfig()
 
 # Defaults that depend on the attack or the victim, each measured; (attack, model, changes), None matching any,
-# later lines winning. An attack added later puts its own line here (e.g. its distance or step budget).
-TUNED: tuple[tuple[str | None, str | None, dict[str, Any]], ...] = (
-    # DLG learns the label along with the photo, and the label is pinned partly by the gradient's scale, which
-    # the cosine distance ignores (measured: MEASURED_DLG).
-    ("dlg", None, {"distance": "l2"}),
-)
+# later lines winning. An attack's own lines are declared with it (``AttackSpec.tuned`` in attack_registry.py);
+# a victim's go here.
+TUNED: tuple[tuple[str | None, str | None, dict[str, Any]], ...] = tuple(
+    (spec.name, model, changes) for spec in attack_registry.specs() for model, changes in spec.tuned)
 TUNED_FIELDS = tuple(dict.fromkeys(name for _, _, changes in TUNED for name in changes))
 
 

@@ -33,8 +33,8 @@ from typing import Any
 
 import torch
 
+from . import attack_registry, limits, metrics
 from . import config as cfg
-from . import limits, metrics
 from .defenses import learning_cost, parse_defenses, specs_text
 from .errors import BadInputError
 from .images import ASSETS_DIR, SAMPLES, load_image, load_sample
@@ -211,8 +211,9 @@ class Grid:
         axes = {"attack": self.attacks, "model": self.models, "size": self.sizes, "classes": self.classes,
                 "seed": self.seeds, "fedavg_steps": self.fedavg_steps, "clients": self.clients}
         for setting, values in axes.items():
-            for value in values:  # the closed-form attack alone would refuse every victim but the mlp
-                cfg.DEFAULT.replace(**{setting: value}, **({"model": "mlp"} if setting == "attack" else {}))
+            for value in values:  # an attack is checked on a victim it applies to (the closed form: the mlp)
+                victims = attack_registry.get(value).victims if setting == "attack" else None
+                cfg.DEFAULT.replace(**{setting: value}, **({"model": victims[0]} if victims else {}))
         for steps in (self.steps, *dict(self.steps_by_attack).values()):
             cfg.DEFAULT.replace(steps=steps, max_seconds=self.max_seconds)
         if not self.attacks or not self.models or not self.seeds or not self.defenses or not self.attackers:
@@ -436,7 +437,7 @@ def _psnr(row: dict[str, Any]) -> float | None:
     infinite): its whole batch's MSE says how good it is then."""
     psnr = _number(row.get("final_psnr"))
     mse = _number(row.get("final_mse"))
-    return psnr if psnr is not None or mse is None else min(metrics.psnr_from_mse(mse), 999.0)
+    return psnr if psnr is not None or mse is None else min(metrics.psnr_from_mse(mse), metrics.PSNR_CAP)
 
 
 def summarise(rows: Sequence[dict[str, Any]], by: Sequence[str]) -> list[dict[str, Any]]:
@@ -599,7 +600,7 @@ def add_parser(commands) -> None:
     p.add_argument("--quick", action="store_true", help="the preset's quick version (a handful of runs)")
     p.add_argument("--images", nargs="+", metavar="DIR_OR_FILE",
                    help="bundled sample names, image files or folders (default: the six bundled photos)")
-    p.add_argument("--attacks", nargs="+", choices=cfg.ATTACK_NAMES)
+    p.add_argument("--attacks", nargs="+", choices=attack_registry.names())
     p.add_argument("--models", nargs="+", choices=cfg.MODEL_NAMES)
     p.add_argument("--sizes", nargs="+", type=int)
     p.add_argument("--classes", nargs="+", type=int, help="numbers of classes of the victim")

@@ -26,8 +26,8 @@ from typing import Any
 import torch
 from threadpoolctl import threadpool_limits
 
-from . import limits, metrics
-from .attacks import ATTACKS, SERVER_MODELS, AttackerKnowledge, AttackSettings, Progress
+from . import attack_registry, limits, metrics
+from .attacks import ATTACKS, AttackerKnowledge, AttackSettings, Progress, server_model
 from .client import ClientReport, client_photos, federated_round
 from .config import AttackConfig
 from .defenses import client_seed, client_update, parse_defenses
@@ -45,7 +45,6 @@ EXPLODED = 1e6  # a distance this many times the first one means the optimiser h
 # then vanishes and L-BFGS "converges" on a meaningless picture, so we call that a divergence too.
 OUT_OF_BOX = 100.0
 STALL_STEPS = 5  # L-BFGS steps in a row that needed at most one evaluation: the optimiser has ended
-LBFGS_ATTACKS = ("dlg", "idlg")  # the attacks whose optimiser can end by itself (Adam runs all its steps)
 # When L-BFGS ends, the attacker (who never sees the photo) tells a match from a stall by the gradient
 # distance alone: a match takes it this far below where the run started. Measured on the tune photos: LeNet
 # runs that ran to L-BFGS's end (at float32's floor) ended 1e-8 to 3e-8 of their start, at 40 dB and more;
@@ -286,8 +285,9 @@ def prepare_victim(config: AttackConfig, images: torch.Tensor, labels: tuple[int
         if config.trained_steps:
             model = train_victim(model, config.trained_steps, seed, config.size)
         model = model.to(device)
-        if config.attack in SERVER_MODELS:  # a malicious server sends its own model instead
-            model = SERVER_MODELS[config.attack](model, tuple(images.shape), seed)
+        malicious = server_model(config.attack)
+        if malicious is not None:  # a malicious server sends its own model instead
+            model = malicious(model, tuple(images.shape), seed)
         sent = model
         if config.batchnorm_train:  # the client normalises by its batch's statistics and updates its running
             sent = copy.deepcopy(model).train()  # ones; the server keeps the model as it sent it, in the same mode
@@ -410,6 +410,7 @@ class AttackRun:
         c = self.config
         base_steps, base_evals, resumed = tally.steps, tally.evals, tally.restarts > 0
         quiet, leg_first = 0, None
+        lbfgs = attack_registry.get(c.attack).optimiser == "lbfgs"  # it can end by itself (Adam runs all its steps)
         for progress in ATTACKS[c.attack](self.knowledge(), settings):
             step, evals = base_steps + progress.step, base_evals + progress.evals
             distance = progress.gradient_distance
@@ -419,7 +420,7 @@ class AttackRun:
             if _diverged(progress, tally.first_distance):
                 return "diverged"
             # L-BFGS needing at most one evaluation a step has ended (Adam always needs one)
-            quiet = quiet + 1 if c.attack in LBFGS_ATTACKS and progress.step > 0 and evals - tally.evals <= 1 else 0
+            quiet = quiet + 1 if lbfgs and progress.step > 0 and evals - tally.evals <= 1 else 0
             tally.steps, tally.evals = step, evals
             tally.keep_best(progress)
             if progress.step == 0 and resumed:

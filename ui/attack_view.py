@@ -20,12 +20,12 @@ import numpy as np
 import streamlit as st
 import torch
 
-from dlg_core import verdict
+from dlg_core import attack_registry, verdict
 from dlg_core.config import DEFAULT, AttackConfig
 from dlg_core.errors import BadInputError
 from dlg_core.export import config_to_json, frames_to_gif, history_to_csv
 from dlg_core.images import SAMPLES, tensor_to_numpy
-from dlg_core.metrics import SUCCESS_PSNR
+from dlg_core.metrics import PSNR_CAP, SUCCESS_PSNR
 from dlg_core.run import AttackRun
 from dlg_core.slots import RunSlots
 
@@ -54,7 +54,7 @@ def warm_up() -> bool:
     """Pay PyTorch's one-off costs (first L-BFGS step, SSIM's imports: about 1 s; first Adam step and learning-rate
     schedule, for Inverting Gradients: about 2 s) before anyone presses Run, or times an attack."""
     first = SAMPLES[0]
-    for attack in (DEFAULT.attack, "ig"):
+    for attack in (DEFAULT.attack, attack_registry.first(optimiser="adam").name):
         config = DEFAULT.replace(attack=attack, steps=1, size=16)
         for _ in AttackRun(config, sample_tensor(first.name, 16), (first.label % config.classes,)):
             pass
@@ -205,23 +205,12 @@ def show_picture(slot, picture: np.ndarray, caption: str, alt: str | None = None
     slot.image(picture, caption=caption, width="stretch", output_format="PNG", alt=alt or caption)
 
 
-# Where each attack's label guess comes from, for the sentence under it.
-LABEL_SOURCE = {
-    "dlg": "optimised together with the photo (DLG)",
-    "idlg": "read off the last layer's gradient before the first step (iDLG)",
-    "ig": "read off the last layer's gradient before the first step, as Inverting Gradients does",
-    "analytic": "read off the last layer's gradient; the photo itself is solved in closed form, in one step",
-    "imprint": "matched to the gradient each photo's imprint bin received (the photo itself is read off exactly)",
-    "layerwise": "read off the last layer's gradient (iDLG); the photo is then solved layer by layer",
-}
-
-
 def label_guess_view(frame: Frame, history: RunHistory, slot=None) -> None:
     """The attacker's label guess with its probabilities (the top few of many classes)."""
     box = (slot or st).container()
     guess, p = frame.label_probs[0]
     right = guess == history.label_true[0]
-    how = LABEL_SOURCE.get(history.config.attack, "read off the last layer's gradient before the first step")
+    how = attack_registry.get(history.config.attack).label_how
     box.markdown(f"**Attacker's label guess**  \n:material/{'check_circle' if right else 'cancel'}: "
                  f"**{class_name(guess)}**, {'right' if right else 'wrong'}")
     for index, prob in frame.label_probs[:3]:
@@ -267,7 +256,7 @@ class LiveCharts:
         for fig, key, slot, name in zip(self.figures, self.keys, self.slots, ("mse", "psnr", "distance"), strict=True):
             values = [r[key] for r in rows]
             if key == "psnr":
-                values = [min(v, 99.0) for v in values]  # an exact copy has infinite PSNR
+                values = [min(v, PSNR_CAP) for v in values]  # an exact copy has infinite PSNR
             fig.data[0].x, fig.data[0].y = steps, values
             # A fresh key per redraw: identical redraws must not look like duplicate elements.
             slot.plotly_chart(fig, key=f"live_{name}_{self.redraws}", config={"displayModeBar": False})

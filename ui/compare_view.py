@@ -16,18 +16,17 @@ from dataclasses import dataclass, field
 import plotly.graph_objects as go
 import streamlit as st
 
-from dlg_core import limits
-from dlg_core.attacks import SERVER_MODELS
-from dlg_core.config import ATTACK_NAMES, AttackConfig, follow_tuned
+from dlg_core import attack_registry, limits
+from dlg_core.config import AttackConfig, follow_tuned
 from dlg_core.errors import BadInputError
-from dlg_core.metrics import SUCCESS_PSNR
+from dlg_core.metrics import PSNR_CAP, SUCCESS_PSNR
 from dlg_core.run import AttackRun, prepare_victim
 
 from . import attack_view, batch, charts, stage, style
 from .history import Frame, RunHistory
 from .photo import KEY_SOURCE, Photo
 from .pictures import ERROR_VMAX, error_map
-from .settings import ANALYTIC_NOTE, ATTACK_LABELS, LAYERWISE_NOTE, TRAINED_NOTE, class_name
+from .settings import TRAINED_NOTE, attack_label, class_name
 
 KEY_COMPARISON = "comparison"
 KEY_COUNT = "comparison_count"
@@ -39,15 +38,8 @@ DEFAULT_ATTACKS = ("dlg", "idlg", "ig")
 # default victim, 32-35 s on LeNet (whose L-BFGS runs take all their steps).
 DEFAULT_STEPS = 300
 MAX_ATTACKS = 4
-SHORT_NAMES = {"dlg": "DLG", "idlg": "iDLG", "ig": "Inverting Gradients", "analytic": "Closed form",
-               "imprint": "Malicious server", "layerwise": "Layer by layer"}
-BADGES = {"dlg": "blue", "idlg": "red", "ig": "orange", "analytic": "green",
-          "imprint": "violet", "layerwise": "gray"}  # the chart's colours, roughly
 X_CHOICES = ("seconds", "evals", "step")
 X_TITLES = {"seconds": "seconds", "evals": "gradient evaluations", "step": "attack step"}
-# One colour per attack, the same in the chart and (roughly, Streamlit's named colours) in the headings.
-ATTACK_COLOURS = {"dlg": "#7aa2ff", "idlg": charts.ACCENT, "ig": "#f7b267", "analytic": charts.GOOD,
-                  "imprint": "#c792ea", "layerwise": "#5fd7d7"}
 
 ORDER_NOTE = ("The attacks run one after another on the same shared update, each on one CPU core: every "
               "attack's seconds, evaluations and result are its own, the same as a run of it alone.")
@@ -71,7 +63,7 @@ class Comparison:
     running: bool = True
 
     def lines(self) -> list[tuple[str, str, list[dict]]]:
-        return [(a, SHORT_NAMES.get(a, a), self.histories[a].rows) for a in self.attacks
+        return [(a, short_name(a), self.histories[a].rows) for a in self.attacks
                 if a in self.histories and self.histories[a].rows]
 
     @property
@@ -121,33 +113,37 @@ def attack_choice(model: str) -> tuple[list[str], int]:
     st.session_state.setdefault(KEY_STEPS, DEFAULT_STEPS)
     left, right = st.columns([3, 1], gap="medium", vertical_alignment="bottom")
     attacks = left.multiselect(
-        f"Attacks to compare (2 to {MAX_ATTACKS})", ATTACK_NAMES, key=KEY_ATTACKS, max_selections=MAX_ATTACKS,
-        format_func=lambda a: ATTACK_LABELS.get(a, a), persist_state="session",
+        f"Attacks to compare (2 to {MAX_ATTACKS})", attack_registry.names(), key=KEY_ATTACKS,
+        max_selections=MAX_ATTACKS, format_func=attack_label, persist_state="session",
         help="Each one attacks the very same shared update, in the order chosen here.")
     steps = right.number_input("Steps per attack", 1, limits.MAX_STEPS, step=50, key=KEY_STEPS, persist_state="session",
                                help="Each attack's budget of optimisation steps (the closed form needs one).")
     if len(attacks) < 2:
         st.info("Choose at least two attacks to compare.", icon=":material/compare_arrows:")
-    if "imprint" in attacks:
+    if any(attack_registry.get(a).malicious for a in attacks):
         with st.columns([1, 3])[0]:
             batch.batch_size_input()
         st.caption("The malicious server sends an imprinted model: its attack gets that model's update, the "
                    "honest ones the plain victim's, both computed on the same batch.")
-    if "analytic" in attacks:
-        st.caption(ANALYTIC_NOTE)
-        if model != "mlp":
-            st.caption(":material/info: On this victim the closed form does not apply and will be skipped, "
-                       "with a note: pick the MLP victim to see it.")
-    if "layerwise" in attacks:
-        st.caption(LAYERWISE_NOTE)
+    for spec in map(attack_registry.get, attacks):
+        if spec.note:
+            st.caption(spec.note)
+        if spec.victims and model not in spec.victims:
+            st.caption(f":material/info: On this victim {spec.short} does not apply and will be skipped, with a "
+                       f"note: pick the {' or '.join(spec.victims)} victim to see it.")
     return list(attacks), int(steps)
 
 
 # ---------------------------------------------------------------------------------------------------- pieces
 
 
+def short_name(attack: str) -> str:
+    """The attack's name in charts, tables and headings (declared with it: dlg_core/attack_registry.py)."""
+    return attack_registry.get(attack).short
+
+
 def _heading(attack: str) -> str:
-    return f":{BADGES.get(attack, 'gray')}-badge[{SHORT_NAMES.get(attack, attack)}]"
+    return f":{attack_registry.get(attack).badge}-badge[{short_name(attack)}]"
 
 
 def _frame_caption(history: RunHistory, frame: Frame | None, started: bool) -> str:
@@ -190,7 +186,7 @@ class PictureRow:
         if frame is None:
             picture.caption(_frame_caption(history, None, started))
             return
-        name = SHORT_NAMES.get(attack, attack)
+        name = short_name(attack)
         attack_view.show_picture(picture, frame.image, _frame_caption(history, frame, started),
                                  alt=f"{name}: {stage.picture_alt(frame)}")
         if self.with_errors:
@@ -219,7 +215,7 @@ def table_rows(comparison: Comparison) -> list[dict]:
     """The final figures, one row per attack (an attack that did not apply gets its row, with its reason)."""
     rows = []
     for attack in comparison.attacks:
-        row = {"Attack": SHORT_NAMES.get(attack, attack), "Status": _status(comparison, attack), "PSNR (dB)": None,
+        row = {"Attack": short_name(attack), "Status": _status(comparison, attack), "PSNR (dB)": None,
                "MSE (0-255)": None, "SSIM": None, "Label": None, "Seconds": None, "Evaluations": None,
                "Steps": None, "30 dB after (s)": None}
         history = comparison.histories.get(attack)
@@ -263,7 +259,7 @@ def figures_table(comparison: Comparison, slot=None, key: str = "compare_table")
 
 def status_notes(comparison: Comparison) -> None:
     """Why each attack ended, or did not run, one line each, under the table."""
-    lines = [f"**{SHORT_NAMES.get(a, a)}:** {comparison.notes.get(a) or comparison.histories[a].message}"
+    lines = [f"**{short_name(a)}:** {comparison.notes.get(a) or comparison.histories[a].message}"
              for a in comparison.attacks if comparison.notes.get(a) or comparison.histories[a].message]
     if lines:
         st.caption("  \n".join(lines))
@@ -288,8 +284,8 @@ def compare_figure(lines: list[tuple[str, str, list[dict]]], x_key: str = "secon
     else:
         fig.update_yaxes(type="log", exponentformat="power", dtick=1)  # a tick per decade, no minor labels
     for attack, name, rows in lines:
-        colour = ATTACK_COLOURS.get(attack, charts.MUTED)
-        y = [min(r["psnr"], 99.0) if psnr else max(r["gradient_distance"], 1e-30) for r in rows]
+        colour = attack_registry.get(attack).colour
+        y = [min(r["psnr"], PSNR_CAP) if psnr else max(r["gradient_distance"], 1e-30) for r in rows]
         fig.add_trace(go.Scatter(x=[r[x_key] for r in rows], y=y, mode="lines" if len(rows) > 1 else "markers",
                                  line={"color": colour, "width": 2.5}, marker={"color": colour, "size": 10},
                                  name=name, hovertemplate=f"{name}: %{{y:.{'1f' if psnr else '3g'}}}<extra></extra>"))
@@ -357,7 +353,7 @@ def _runs(configs: dict[str, AttackConfig], images, labels, notes: dict[str, str
     """One run per attack; the honest ones share one victim's update, the malicious server has its own."""
     victims, runs = {}, {}
     for attack, config in configs.items():
-        server = attack if attack in SERVER_MODELS else "honest"
+        server = attack if attack_registry.get(attack).malicious else "honest"
         try:
             if server not in victims:
                 victims[server] = prepare_victim(config, images, labels)
@@ -409,7 +405,7 @@ def live_comparison(photo: Photo, base: AttackConfig, label: int, attacks: list[
         for number, (attack, run) in enumerate(runs.items(), start=1):
             history = comparison.histories[attack]
             comparison.started.append(attack)
-            name = SHORT_NAMES.get(attack, attack)
+            name = short_name(attack)
 
             def draw_frame(frame: Frame, attack=attack, history=history, name=name, number=number) -> None:
                 row = history.last_row
@@ -450,7 +446,7 @@ def results_view(comparison: Comparison) -> None:
     st.caption(X_NOTE)
     figures_table(comparison)
     status_notes(comparison)
-    leaked = [SHORT_NAMES.get(a, a) for a, h in comparison.histories.items() if h.leaked]
+    leaked = [short_name(a) for a, h in comparison.histories.items() if h.leaked]
     if leaked:
         st.success(f"**Leaked** (at least {SUCCESS_PSNR:g} dB) by: {', '.join(leaked)}.", icon=":material/lock_open:")
     elif comparison.histories:

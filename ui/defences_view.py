@@ -23,12 +23,13 @@ import streamlit as st
 
 from dlg_core import defenses as dfn
 from dlg_core import limits
-from dlg_core.config import ATTACK_NAMES, DEFAULT, MODEL_NAMES, AttackConfig, default_for
+from dlg_core.attack_registry import names as attack_names
+from dlg_core.config import DEFAULT, MODEL_NAMES, AttackConfig, default_for
 from dlg_core.defence_verdict import Outcome, db_text, verdict
 from dlg_core.defenses import KIND_LABELS, Defense, DefenseCost
 from dlg_core.errors import BadInputError
 from dlg_core.images import CLASS_NAMES
-from dlg_core.metrics import SUCCESS_PSNR
+from dlg_core.metrics import PSNR_CAP, SUCCESS_PSNR
 from dlg_core.run import AttackRun
 from dlg_core.utility import Utility, UtilitySetting, utility
 
@@ -46,7 +47,7 @@ from .attack_view import (
 from .history import Frame, RunHistory
 from .photo import Photo
 from .pictures import upscale
-from .settings import ATTACK_LABELS, MODEL_LABELS, class_name
+from .settings import MODEL_LABELS, attack_label, class_name
 from .stage import picture_alt
 
 KEY_COMPARISON = "defence_comparison"
@@ -237,7 +238,7 @@ def setting_line() -> str:
     """The setting in a few words, under its fold."""
     _init_state()
     state = st.session_state
-    attack = ATTACK_LABELS.get(state["def_attack"], state["def_attack"]).split(" (")[0]
+    attack = attack_label(state["def_attack"]).split(" (")[0]
     model = MODEL_LABELS.get(state["def_model"], state["def_model"]).split(" (")[0]
     defence = KIND_LABELS.get(state["def_kind"], state["def_kind"])
     steps = int(state["def_steps"])
@@ -255,7 +256,7 @@ def defence_settings(photo: Photo | None) -> tuple[DefenceSetup | None, int]:
     grid = st.grid(4, min_column_width=200, gap="medium")
     keep = {"persist_state": PERSIST}
     with grid:
-        st.selectbox("Attack", ATTACK_NAMES, key="def_attack", format_func=lambda a: ATTACK_LABELS.get(a, a),
+        st.selectbox("Attack", attack_names(), key="def_attack", format_func=attack_label,
                      help="The same attack runs once per strength, and once without a defence.", **keep)
         st.selectbox("Victim model", MODEL_NAMES, key="def_model", format_func=lambda m: MODEL_LABELS.get(m, m),
                      help="The shared model the client trains; the attacker knows all its weights.", **keep)
@@ -546,7 +547,7 @@ def results_table(comparison: Comparison) -> None:
         rows.append({
             "strength": lane.title,
             "attacker": "knows the defence" if lane.adaptive else "naive",
-            "PSNR (dB)": None if row is None else round(min(row["psnr"], 99.0), 2),
+            "PSNR (dB)": None if row is None else round(min(row["psnr"], PSNR_CAP), 2),
             "SSIM": None if row is None else round(row["ssim"], 3),
             "MSE on 0-255": None if row is None else number(row["mse_255"]),
             "label": None if row is None else ("right" if lane.history.label_correct else "wrong"),

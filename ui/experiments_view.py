@@ -22,7 +22,7 @@ import streamlit as st
 
 from dlg_core import experiment
 from dlg_core.errors import BadInputError
-from dlg_core.metrics import SUCCESS_PSNR
+from dlg_core.metrics import PSNR_CAP, SUCCESS_PSNR
 
 from . import charts
 from .attack_view import CHECK_IN_SECONDS, STATUS_TEXT, queue_message, run_slots
@@ -183,7 +183,7 @@ def _row_line(row: dict[str, Any]) -> str:
     text += f": {STATUS_TEXT.get(status, status).lower()}"
     psnr = _number(row.get("final_psnr"))
     if psnr is not None:
-        text += f", {min(psnr, 99.0):.1f} dB" if psnr <= 99 else ", over 99 dB"
+        text += f", {psnr:.1f} dB" if psnr <= PSNR_CAP else f", over {PSNR_CAP:.0f} dB"
     if row.get("label_correct") is not None and status not in experiment.NOT_RUN:
         text += f", label {'right' if row['label_correct'] in (True, 'True') else 'wrong'}"
     if status in experiment.NOT_RUN and row.get("message"):

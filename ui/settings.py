@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from dlg_core import attack_registry, limits
 from dlg_core import config as cfg
-from dlg_core import limits
 from dlg_core.config import DEFAULT, AttackConfig
 from dlg_core.errors import BadInputError
 from dlg_core.images import CLASS_NAMES, SAMPLES
@@ -34,29 +34,9 @@ PERSIST = "session"  # widget values survive a visit to the other page
 MODEL_LABELS = {"wide_cnn": "Wide CNN (the default)", "lenet": "LeNet (DLG's victim)",
                 "cnn": "CNN (the seed paper's kind)",
                 "mlp": "MLP (fully connected)", "resnet": "ResNet (small, deeper)"}
-ATTACK_LABELS = {"dlg": "DLG (Zhu et al. 2019)", "idlg": "iDLG (Zhao et al. 2020)",
-                 "ig": "Inverting Gradients (Geiping et al. 2020)", "analytic": "Closed form (MLP victims only)",
-                 "imprint": "Malicious server: imprint (Fowl et al. 2022)",
-                 "layerwise": "Layer by layer (R-GAP; the seed paper's method)"}
 DISTANCE_LABELS = {"l2": "L2, squared (the papers')", "nl2": "L2, normalised", "cosine": "Cosine (Geiping et al.)"}
 INIT_LABELS = {"grey": "mid-grey", "normal": "random normal (DLG's)", "uniform": "random uniform"}
 ACTIVATION_LABELS = {"sigmoid": "sigmoid (smooth: DLG's)", "tanh": "tanh", "relu": "ReLU (what people train)"}
-# Shown wherever the closed-form attack can be chosen (the reasons: dlg_core/attacks/analytic.py's docstring).
-ANALYTIC_NOTE = (
-    "**The closed form** reads the photo straight off the first layer: for a fully-connected first layer "
-    "y = W x + b, each row of the weight gradient is the photo scaled by that row's bias gradient, so one "
-    "division gives it back, exact and instant. That needs a victim whose first layer is fully connected "
-    "(the MLP). **With a batch** it gives mixtures, not photos: the shared gradient is a sum over the batch, "
-    "so each row is the photos added up with different weights, and dividing gives a weighted average of "
-    "them. Only a unit that a single photo switches on gives that photo clean (the command line attacks "
-    "batches: `--image`, repeated).")
-# Shown wherever the layer-by-layer attack can be chosen (the reasons: dlg_core/attacks/layerwise.py's docstring).
-LAYERWISE_NOTE = (
-    "**Layer by layer** reads the fully-connected layer's input straight off its gradient, then undoes each "
-    "convolution below by least squares (its output and its own weight gradient give linear equations on its "
-    "input), down to the photo: no gradient matching where every layer has enough equations. It needs "
-    "activations it can undo (sigmoid, tanh: not ReLU), no ResNet, and one photo (with a batch, each row gives a "
-    "mixture of the photos' features). *How it works* shows each layer's recovered features for your photo.")
 # Shown wherever a trained victim can be chosen (dlg_core/training.py measures it; client.py flags weak updates).
 TRAINED_NOTE = ("**A trained victim leaks differently.** It is confident on photos like the ones it learnt from, "
                 "and every gradient starts from (p - y) at the output: near p = 100% they all shrink, so the "
@@ -68,6 +48,11 @@ TRAINED_NOTE = ("**A trained victim leaks differently.** It is confident on phot
 def _label(names: dict[str, str]):
     """A readable name for a choice; a choice dlg_core adds later shows under its own name."""
     return lambda value: names.get(value, value)
+
+
+def attack_label(name: str) -> str:
+    """The attack's name in the settings (declared with it: dlg_core/attack_registry.py)."""
+    return attack_registry.get(name).label
 
 
 def class_name(index: int) -> str:
@@ -154,7 +139,7 @@ def _main_settings(choose_attack: bool = True) -> None:
                      help="The shared model every client trains; the server sent it, so the attacker knows "
                           "all its weights.")
         if choose_attack:
-            st.selectbox("Attack", cfg.ATTACK_NAMES, key=k["attack"], format_func=_label(ATTACK_LABELS),
+            st.selectbox("Attack", attack_registry.names(), key=k["attack"], format_func=attack_label,
                          persist_state=PERSIST, on_change=_follow_attack_and_victim,
                          help="DLG guesses photo and label together; iDLG first reads the label off the last "
                               "layer's gradient, then rebuilds only the photo; Inverting Gradients matches the "
@@ -187,10 +172,8 @@ def _main_settings(choose_attack: bool = True) -> None:
             st.number_input("Attack steps", 1, limits.MAX_STEPS, step=50, key=k["steps"], persist_state=PERSIST,
                             help="Optimisation steps the attacker may take on the one gradient it intercepted "
                                  "(it stops early when it has converged).")
-    if choose_attack and st.session_state[k["attack"]] == "analytic":
-        st.caption(ANALYTIC_NOTE)
-    if choose_attack and st.session_state[k["attack"]] == "layerwise":
-        st.caption(LAYERWISE_NOTE)
+    if choose_attack and attack_registry.get(st.session_state[k["attack"]]).note:
+        st.caption(attack_registry.get(st.session_state[k["attack"]]).note)
 
 
 def _victim_settings() -> None:
@@ -267,7 +250,7 @@ def setting_line(choose_attack: bool = True) -> str:
     init_state()
     k, state = FIELD_KEYS, st.session_state
     model = MODEL_LABELS.get(state[k["model"]], state[k["model"]]).split(" (")[0]
-    what = f"{ATTACK_LABELS.get(state[k['attack']], state[k['attack']]).split(' (')[0]} on " if choose_attack else ""
+    what = f"{attack_label(state[k['attack']]).split(' (')[0]} on " if choose_attack else ""
     steps = f", up to {int(state[k['steps']]):,} steps" if choose_attack else ""
     return f"{what}{model}, {state[k['size']]} px{steps}, seed {state[k['seed']]}"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dlg_core import limits
+from dlg_core import attack_registry, limits
 from dlg_core.errors import BadInputError
 
 from . import batch
@@ -47,7 +47,7 @@ def _switches(attack: str, model: str) -> None:
                         help="The server sees only the sum of their updates. Honest attacks: one photo per "
                              f"client, at most {limits.MAX_BATCH}. The malicious server: the batch is dealt "
                              "among them.")
-        if attack == "imprint":
+        if attack_registry.get(attack).malicious:
             batch.batch_size_input()
         st.toggle("Labels known to the attacker", key=k["labels_known"], persist_state=PERSIST,
                   help="Off (the default): DLG learns the label, iDLG and Inverting Gradients read it off the last "
@@ -62,16 +62,18 @@ def _switches(attack: str, model: str) -> None:
 
 
 def _knows(attack: str, config) -> list[str]:
-    server = "malicious" if attack == "imprint" else "honest-but-curious"
+    spec = attack_registry.get(attack)
+    server = "malicious" if spec.malicious else "honest-but-curious"
     label = ("the labels (told by the protocol)" if config.labels_known else
-             {"dlg": "no label: DLG learns it with the photo", "imprint": "no label: read off its bins",
-              }.get(attack, "no label: read off the last layer's gradient"))
+             f"no label: {spec.short} learns it with the photo" if spec.label_source == "learnt" else
+             "no label: read off its bins" if spec.label_source == "bins" else
+             "no label: read off the last layer's gradient")
     bn = ("" if config.model != "resnet" else
           " BatchNorm in training mode: the batch's statistics stay on the client." if config.batchnorm_train
           else " BatchNorm in evaluation mode: its fixed statistics are part of the model it knows.")
     who = "one client" if config.clients == 1 else f"the sum of {config.clients} clients' updates, not who sent what"
     age = "freshly drawn" if not config.trained_steps else f"trained {config.trained_steps} steps"
-    return [f"**Server:** {server}" + (", it sent an imprinted model" if attack == "imprint" else ""),
+    return [f"**Server:** {server}" + (", it sent an imprinted model" if spec.malicious else ""),
             f"**Knows:** the model's weights, the update it receives, the photo's size; {label}.{bn}",
             f"**Sees:** {who}. **Victim:** {age}."]
 
@@ -87,5 +89,5 @@ def threat_card() -> None:
         _switches(config.attack, config.model)
         config = current_config()
         st.markdown("  \n".join(_knows(config.attack, config)))
-        st.caption(EXPLAINED["malicious" if config.attack == "imprint" else "honest"]
+        st.caption(EXPLAINED["malicious" if attack_registry.get(config.attack).malicious else "honest"]
                    + (" " + EXPLAINED["aggregate"] if config.clients > 1 else ""))
