@@ -21,7 +21,15 @@ features (``layerwise.py`` refuses a batch for that reason), but the span is. Th
    solved by ``conv_solve.ConvEquations`` as the single-photo walk does. A layer's weight gradient is a sum
    over the batch, so it cannot be split between the photos; the walk needs convolutions whose outputs hold
    at least twice their inputs' numbers (``layerwise.needs_gradient_rows``): the wide CNN's, not LeNet's or
-   the CNN's, which are refused.
+   the CNN's, which are refused. Where a solve fails (no convergence, or an answer outside the activation's
+   range: tanh victims), that photo is fitted to the layer's output instead (L-BFGS, forward passes only).
+
+What mattered (measured on the tune photos, then the report photos): more classes than photos (below, the
+span misses photos); the label multiset (the fit gives each photo the label of its row, so a wrong count
+leaves no exact solution). The label-row start is not needed with distinct labels (a random start reached
+the same solution in 16 of 16 batches); repeated labels are the hard case: two photos of one label differ
+only by their softmax outputs, so the system is ill-conditioned and float32's rounding of the update mixes
+their features a little (one batch of 8 in label pairs, of 8, came out mixed).
 
 **When it cannot work.** The output layer's rows d_n = p_n - y_n sum to zero over the classes, so a victim
 whose first fully-connected layer is its output layer gives G a rank of at most K - 1: a batch needs more
@@ -108,7 +116,7 @@ class _HeadFit:
         self.batch = len(labels)
         head = _head(model, chain)
         weight_grad = _double(gradient_of(model, gradients, chain.linear.weight))
-        _, singular, vh = torch.linalg.svd(weight_grad, full_matrices=False)
+        _, _, vh = torch.linalg.svd(weight_grad, full_matrices=False)
         self.basis = vh[:self.batch]  # B x D: the features' span
         self.weight = _double(chain.linear.weight)
         first = nn.Linear(self.batch, chain.linear.out_features).double()
