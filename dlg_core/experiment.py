@@ -600,24 +600,23 @@ def add_parser(commands) -> None:
     p.add_argument("--quick", action="store_true", help="the preset's quick version (a handful of runs)")
     p.add_argument("--images", nargs="+", metavar="DIR_OR_FILE",
                    help="bundled sample names, image files or folders (default: the six bundled photos)")
-    p.add_argument("--attacks", nargs="+", choices=attack_registry.names())
-    p.add_argument("--models", nargs="+", choices=cfg.MODEL_NAMES)
-    p.add_argument("--sizes", nargs="+", type=int)
-    p.add_argument("--classes", nargs="+", type=int, help="numbers of classes of the victim")
-    p.add_argument("--seeds", nargs="+", type=int)
+    # The axes that are settings take their type, choices and help from the setting's declaration (config.py).
+    for flag, setting in (("--attacks", "attack"), ("--models", "model"), ("--sizes", "size"), ("--classes", "classes"),
+                          ("--seeds", "seed")):
+        p.add_argument(flag, nargs="+", **cfg.cli_argument(setting))
     p.add_argument("--defenses", nargs="+", metavar="SPEC_LIST",
                    help='each a whole defence list: "none", "prune:0.5", "dp:1:0.1,fp16"')
     p.add_argument("--batch", nargs="+", type=int, help="photos per run (n distinct photos, wrapping round)")
-    p.add_argument("--fedavg-steps", nargs="+", type=int, help="local SGD steps before sharing (1: FedSGD)")
-    p.add_argument("--clients", nargs="+", type=int,
-                   help="clients per run, each with --batch photos; the server sees only their aggregate")
+    p.add_argument("--fedavg-steps", nargs="+", **cfg.cli_argument("fedavg_steps"))
+    p.add_argument("--clients", nargs="+", **cfg.cli_argument(
+        "clients", help="clients per run, each with --batch photos; the server sees only their aggregate"))
     p.add_argument("--steps", type=int, help="step budget of every run")
     p.add_argument("--max-seconds", type=float, help="time budget of every run")
     p.add_argument("--stop-at-psnr", type=float, help="stop a run once it reaches this PSNR (dB)")
     p.add_argument("--textbook", action="store_true", help="start every run from DLG's settings, not the app's")
     p.add_argument("--photo-per-seed", action="store_true", default=None,
                    help="seed s attacks photo s only (a batch: the photos from there), instead of every photo")
-    p.add_argument("--distance", choices=cfg.DISTANCE_NAMES, help="gradient distance of every run")
+    p.add_argument("--distance", **cfg.cli_argument("distance", help="gradient distance of every run"))
     p.add_argument("--attackers", nargs="+", choices=ATTACKERS,
                    help="naive (ignores the defence) and/or adaptive (knows it); adaptive runs only with a defence")
     p.add_argument("--out", type=Path, required=True, help="results CSV (appended to; rows already there are skipped)")

@@ -54,9 +54,7 @@ def test_every_registered_attack_resolves_and_is_declared_completely():
 
 
 def test_a_registered_attack_is_a_cli_choice_and_a_valid_setting(dummy):
-    argv = ["run", "--attack", "dummy", "--model", "lenet", "--crops", "1"]
-    args = cli.build_parser().parse_args(argv)
-    args.argv = argv
+    args = cli.build_parser().parse_args(["run", "--attack", "dummy", "--model", "lenet", "--crops", "1"])
     assert cli.config_from_args(args).attack == "dummy"
     grid = cli.build_parser().parse_args(["experiment", "--attacks", "dummy", "idlg", "--out", "x.csv"])
     assert grid.attacks == ["dummy", "idlg"]

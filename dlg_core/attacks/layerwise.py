@@ -175,10 +175,10 @@ def _walk(knowledge: AttackerKnowledge, settings: AttackSettings, chain: Chain) 
         if x is None or not plausible(x, below):
             yield from _fit_photo(chain.convs[:index + 1], h, output_grad, shared, frames, settings, step)
             return
-        grad_x = torch.nn.grad.conv2d_input(x.shape, weight, output_grad, layer.conv.stride, layer.conv.padding)
-        h, grad_h = x[0], grad_x[0]
+        h = x[0]
         step += 1
-        if index > 0:
+        if index > 0:  # the photo needs no gradient
+            grad_h = torch.nn.grad.conv2d_input(x.shape, weight, output_grad, layer.conv.stride, layer.conv.padding)[0]
             yield frames.frame(step, start, f"{layer.name} input", h)
     image = h.reshape(knowledge.input_shape).clamp(0, 1)
     frames.measure(image)
