@@ -57,7 +57,8 @@ def _add_run(run: argparse.ArgumentParser) -> None:
     for name, declared in cfg.SETTINGS.items():
         if declared.flag:
             run.add_argument("--" + name.replace("_", "-"), **cfg.cli_argument(name, default=argparse.SUPPRESS))
-    run.add_argument("--defense", action="append", metavar="SPEC", default=argparse.SUPPRESS,
+    run.add_argument("--defense", "--defence", dest="defence", action="append", metavar="SPEC",
+                     default=argparse.SUPPRESS,
                      help=cfg.SETTINGS["defenses"].help + " Repeatable.")
     run.add_argument("--json", type=Path, help="write the result JSON here")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -90,8 +91,8 @@ def config_from_args(args: argparse.Namespace) -> AttackConfig:
         base = cfg.TEXTBOOK if args.textbook else cfg.default_for(getattr(args, "attack", cfg.DEFAULT.attack),
                                                                  getattr(args, "model", cfg.DEFAULT.model))
     explicit = {name: getattr(args, name) for name in cfg.SETTINGS if hasattr(args, name)}  # only those given
-    if hasattr(args, "defense"):
-        explicit["defenses"] = ",".join(args.defense)
+    if hasattr(args, "defence"):
+        explicit["defenses"] = ",".join(args.defence)
     return base.replace(**explicit)
 
 

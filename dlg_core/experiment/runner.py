@@ -14,7 +14,7 @@ import torch
 
 from .. import metrics
 from ..csv_cells import cell, number
-from ..defenses import learning_cost
+from ..defences import learning_cost
 from ..errors import BadInputError
 from .grid import Job
 from .photos import load_photo
