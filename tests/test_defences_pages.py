@@ -298,7 +298,7 @@ def test_tiny_preset_run_gives_table_charts_and_csv(app_test, tiny_preset):
     # The CSV is the command line's: its columns, one row per run.
     button = at.get("download_button")[0]
     assert button.proto.label == "Every run (CSV)"
-    from ui.experiments_view import rows_to_csv
+    from dlg_core.experiment import rows_to_csv
 
     rows = csv_rows(rows_to_csv(run.rows))
     assert len(rows) == 4 and list(rows[0]) == list(experiment.COLUMNS)
