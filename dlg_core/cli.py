@@ -120,14 +120,14 @@ def _at_50db(per_image: list[dict]) -> int:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from .run import AttackRun, warm_up  # after argument checks: importing the attack stack takes a moment
+    from .run import AttackRun, warm_up_torch  # after argument checks: importing the attack stack takes a moment
 
     config = config_from_args(args)
     images = read_photos(args, config)
     labels = args.label or [i % config.classes for i in range(len(images))]
     if len(labels) != len(images):
         raise BadInputError("Give one --label per photo, or none.")
-    warm_up()
+    warm_up_torch()
     run = AttackRun(config, images, labels)
     if run.victim.warning:
         print(f"warning: {run.victim.warning}", file=sys.stderr)

@@ -234,7 +234,7 @@ def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def warm_up() -> None:
+def warm_up_torch() -> None:
     """Pay PyTorch's one-off lazy imports now rather than inside the first timed run.
 
     Creating the first optimiser in a process imports torch._dynamo (about 1 s measured here), and the first
