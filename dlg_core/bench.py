@@ -33,7 +33,7 @@ from .images import SAMPLES, decode_image, load_sample, sample_path
 from .matching import matched_metrics
 from .metrics import SUCCESS_PSNR
 from .models import build_model
-from .run import AttackRun, warm_up
+from .run import AttackRun, warm_up_torch
 
 CLOSED_FORM_SIZE = 224  # ImageNet's resolution: beyond the app's limit, which is why only the benchmark goes there
 
@@ -151,7 +151,7 @@ def benchmark(images: list[str], seeds: list[int], large_seeds: list[int], sizes
     app's attack on another victim (``bench --model lenet --classes 100``: the textbook's)."""
     bench_started = time.perf_counter()
     torch.set_num_threads(threads)
-    warm_up()
+    warm_up_torch()
     configs = {"textbook": CONFIGS["textbook"], "default": default}
     photos = resolve_images(images)
     report: dict[str, Any] = {
@@ -252,8 +252,9 @@ def add_parser(commands) -> None:
     bench = commands.add_parser("bench", help="time the app's default attack against the textbook one")
     bench.add_argument("--images", nargs="+", default=[s.name for s in SAMPLES], metavar="NAME_FILE_OR_DIR",
                        help="bundled sample names, image files or folders (e.g. `photos --set report`'s)")
-    bench.add_argument("--model", choices=cfg.MODEL_NAMES, default=cfg.DEFAULT.model,
-                       help="the default configuration's victim (lenet with --classes 100: the textbook's victim)")
+    bench.add_argument("--model", **cfg.cli_argument(
+        "model", default=cfg.DEFAULT.model,
+        help="the default configuration's victim (lenet with --classes 100: the textbook's victim)"))
     bench.add_argument("--classes", type=int, default=cfg.DEFAULT.classes,
                        help="the default configuration's number of classes")
     bench.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="seeds at 32 px and below")

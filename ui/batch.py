@@ -13,7 +13,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from dlg_core import limits, photo_sets
+from dlg_core import attack_registry, limits, photo_sets
 from dlg_core.images import SAMPLES
 from dlg_core.metrics import PSNR_CAP
 
@@ -34,7 +34,7 @@ def _crops(count: int, size: int) -> torch.Tensor:
 
 def photo_count(attacks: list[str], clients: int) -> int:
     """Photos in the run: the chosen batch when the malicious server attacks, one per client otherwise."""
-    if "imprint" in attacks:
+    if any(attack_registry.get(a).malicious for a in attacks):
         return int(st.session_state.get(KEY_BATCH, DEFAULT_BATCH))
     return clients
 
