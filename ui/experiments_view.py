@@ -9,9 +9,6 @@ reload or a closed tab ends it at once, and every row finished before is kept (R
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +16,7 @@ from typing import Any
 import streamlit as st
 
 from dlg_core import experiment
+from dlg_core.csv_cells import number
 from dlg_core.errors import BadInputError
 from dlg_core.metrics import PSNR_CAP, SUCCESS_PSNR
 
@@ -57,15 +55,6 @@ class ExperimentRun:
 
 
 EXPERIMENTS = run_engine.LiveRun(key="experiment_run", buttons=("exp_run", "exp_stop"))
-
-
-def _number(value: Any) -> float | None:
-    """A row's cell as a finite number, or None (rows hold numbers; a CSV read back holds text)."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
 
 
 # ---------------------------------------------------------------------------------------------------- choose
@@ -126,7 +115,7 @@ def _row_line(row: dict[str, Any]) -> str:
     if row.get("defenses") not in (None, "", "none"):
         text += f" · {row['defenses']}"
     text += f": {run_engine.STATUS_TEXT.get(status, status).lower()}"
-    psnr = _number(row.get("final_psnr"))
+    psnr = number(row.get("final_psnr"))
     if psnr is not None:
         text += f", {psnr:.1f} dB" if psnr <= PSNR_CAP else f", over {PSNR_CAP:.0f} dB"
     if row.get("label_correct") is not None and status not in experiment.NOT_RUN:
@@ -164,7 +153,7 @@ def live_experiment(preset: experiment.Preset, jobs: list[experiment.Job]) -> No
 
     def store(row: dict[str, Any]) -> None:
         run.rows.append(row)
-        run.seconds += float(_number(row.get("seconds")) or 0.0)
+        run.seconds += float(number(row.get("seconds")) or 0.0)
         st.markdown(_row_line(row))
         with table_slot.container():
             summary_table(run, preset)
@@ -228,7 +217,7 @@ def summary_charts(run: ExperimentRun, preset: experiment.Preset) -> None:
                                                      " · ".join(preset.by)),
                       config={"displayModeBar": False}, key="exp_rates")
     right.plotly_chart(charts.experiment_runs_figure(
-        [_group(row, preset.by) for row in ran], [_number(row.get("final_psnr")) for row in ran],
+        [_group(row, preset.by) for row in ran], [number(row.get("final_psnr")) for row in ran],
         [f"{row['image']}, seed {row['seed']}: {row['status']}" for row in ran], " · ".join(preset.by)),
         config={"displayModeBar": False}, key="exp_runs")
     st.caption(f"First chart (left, or above on a phone): per group, the share of runs whose reconstruction reached "
@@ -252,16 +241,6 @@ def results_view(run: ExperimentRun, preset: experiment.Preset) -> None:
         shown = ("image", "attack", "model", "size", "classes", "seed", "defenses", "status", "final_psnr",
                  "final_ssim", "final_mse_255", "label_correct", "steps_run", "seconds", "update_cosine", "message")
         st.dataframe([{name: row.get(name) for name in shown} for row in run.rows], hide_index=True)
-    st.download_button("Every run (CSV)", rows_to_csv(run.rows), f"experiment_{run.preset}_quick.csv", "text/csv",
-                       icon=":material/download:", on_click="ignore", key="exp_csv",
+    st.download_button("Every run (CSV)", experiment.rows_to_csv(run.rows), f"experiment_{run.preset}_quick.csv",
+                       "text/csv", icon=":material/download:", on_click="ignore", key="exp_csv",
                        help="The rows the command line writes, one per run, built in memory.")
-
-
-def rows_to_csv(rows: list[dict[str, Any]]) -> str:
-    """The rows as the command line's CSV (its columns, in its order), built in memory."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=experiment.COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({name: "" if row.get(name) is None else row[name] for name in experiment.COLUMNS})
-    return out.getvalue()
