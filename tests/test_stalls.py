@@ -141,6 +141,15 @@ def test_dlg_defaults_to_the_squared_distance_and_the_rest_to_cosine():
     assert follow_tuned(default_for("dlg", "lenet"), "idlg").distance == "cosine"
 
 
+def test_inverting_gradients_polishes_on_the_sigmoid_victims_only():
+    assert default_for("ig", "lenet").polish_steps == default_for("ig", "cnn").polish_steps == 100
+    assert default_for("ig", "resnet").polish_steps == default_for("idlg", "lenet").polish_steps == 0
+    # a setting without a widget follows the victim in the app too (ui/settings.current_config), unless chosen
+    assert follow_tuned(DEFAULT, "ig", "lenet").polish_steps == 100
+    assert follow_tuned(DEFAULT.replace(polish_steps=7), "ig", "lenet").polish_steps == 7
+    assert follow_tuned(default_for("ig", "lenet"), "ig", "resnet").polish_steps == 0
+
+
 @pytest.mark.parametrize("chosen", [default_for("dlg", "lenet").replace(size=24),
                                     default_for("dlg", "lenet").replace(distance="cosine"),
                                     DEFAULT.replace(attack="ig", seed=4)])
