@@ -158,7 +158,7 @@ register(AttackSpec(
     label_how="matched to the gradient each photo's imprint bin received (the photo itself is read off exactly)",
     optimiser="closed_form", server_model="imprint:malicious_model", max_batch=limits.MAX_IMPRINT_BATCH))
 register(AttackSpec(
-    "layerwise", "layerwise:layerwise", label="Layer by layer (R-GAP; the seed paper's method)",
+    "layerwise", "batch_rows:layer_by_layer", label="Layer by layer (R-GAP; the seed paper's method)",
     short="Layer by layer", colour="#5fd7d7", badge="gray", label_source="last_layer",
     label_how="read off the last layer's gradient (iDLG); the photo is then solved layer by layer",
     optimiser="layer_solve", victims=("lenet", "cnn", "wide_cnn", "mlp"),
@@ -168,6 +168,7 @@ register(AttackSpec(
     note=("**Layer by layer** reads the fully-connected layer's input straight off its gradient, then undoes each "
           "convolution below by least squares (its output and its own weight gradient give linear equations on its "
           "input), down to the photo: no gradient matching where every layer has enough equations. It needs "
-          "activations it can undo (sigmoid, tanh: not ReLU), no ResNet, and one photo (with a batch, each row "
-          "gives a mixture of the photos' features). *How it works* shows each layer's recovered features for "
+          "activations it can undo (sigmoid, tanh: not ReLU) and no ResNet. A batch (the command line's `--image`, "
+          "repeated) needs more classes than photos: each photo's features are then picked out of the span of "
+          "the fully-connected layer's gradient. *How it works* shows each layer's recovered features for "
           "your photo.")))

@@ -23,6 +23,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
@@ -30,13 +31,13 @@ from . import attack_registry, limits, metrics
 from .attacks import ATTACKS, AttackerKnowledge, AttackSettings, Progress, server_model
 from .client import ClientReport, client_photos, federated_round
 from .config import AttackConfig
-from .defenses import client_seed, client_update, parse_defenses
+from .defences import client_seed, client_update, parse_defences
 from .diagnosis import diagnose
 from .errors import BadInputError
 from .images import public_pool
 from .matching import matched_metrics
 from .models import build_model
-from .training import train_victim
+from .training import photos_in_training_set, train_victim
 
 MAX_RESTARTS = 3
 MAX_VICTIM_REDRAWS = 20
@@ -55,6 +56,7 @@ MATCH_RATIO = 1e-6
 # same minimum (measured, tune photos); later starts are therefore uniform noise (as Inverting Gradients').
 FRESH_INIT = "uniform"
 FRESH_SEED_STRIDE = 7919
+ATTACKER_STREAM = 1  # the attacker's spawn key under the run's seed (numpy SeedSequence)
 _thread_cap: int | None = None  # set by cap_threads(): no run in this process may use more torch threads
 
 
@@ -167,7 +169,7 @@ class RunResult:
             "config": c.to_dict(),
             "per_image": [{name: _finite_or_none(value) for name, value in dataclasses.asdict(score).items()}
                           for score in f.per_image] if f and f.per_image else None,  # an exact copy: psnr null
-            "defenses": [d.spec for d in parse_defenses(c.defenses)],  # applied in this order before sharing
+            "defenses": [d.spec for d in parse_defences(c.defenses)],  # applied in this order before sharing
             "clients": c.clients,  # whose updates the server saw only as their aggregate
         }
 
@@ -232,7 +234,7 @@ def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def warm_up() -> None:
+def warm_up_torch() -> None:
     """Pay PyTorch's one-off lazy imports now rather than inside the first timed run.
 
     Creating the first optimiser in a process imports torch._dynamo (about 1 s measured here), and the first
@@ -250,6 +252,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def attacker_seed(seed: int) -> int:
+    """The attacker's own seed: a separate SeedSequence spawn of the run's seed, so that a run replays while the
+    attacker holds nothing the client's randomness is drawn from (that comes from ``defences.client_seed``: the
+    client's photos and the run's seed, which the spawn's hash does not give back)."""
+    return int(np.random.SeedSequence(seed, spawn_key=(ATTACKER_STREAM,)).generate_state(1)[0])
+
+
+TRAINED_ON_PHOTO = ("The victim was trained on the attacked photo itself (every bundled photo is in this batch, and "
+                    "they are its whole training set): a real attacker rarely gets a victim that has seen the very "
+                    "photo it attacks.")
+
+
 @dataclass
 class Victim:
     """The client's side: the model it trains and the update it shares (the demo also keeps the truth)."""
@@ -257,6 +271,13 @@ class Victim:
     model: torch.nn.Module
     report: ClientReport
     seed: int
+    trained_on_photo: bool = False  # a trained victim that had the attacked photo in its training set
+
+    @property
+    def warning(self) -> str | None:
+        """What the pages and the CLI warn of: a weak update, a victim trained on the attacked photo."""
+        return " ".join(w for w in (self.report.warning, TRAINED_ON_PHOTO if self.trained_on_photo else None)
+                        if w) or None
 
 
 def prepare_victim(config: AttackConfig, images: torch.Tensor, labels: tuple[int, ...],
@@ -266,14 +287,14 @@ def prepare_victim(config: AttackConfig, images: torch.Tensor, labels: tuple[int
     images, target = images.to(device), torch.tensor(labels, device=device)
     # A trained victim is confident on these photos by design: say so (the warning) rather than re-train.
     tries = MAX_VICTIM_REDRAWS if config.redraw_weak_victim and not config.trained_steps else 1
-    specs = parse_defenses(config.defenses)
+    specs = parse_defences(config.defenses)
 
     held_by = client_photos(images.shape[0], config.clients)
     pool = public_pool(config.size, config.classes) if any(d.on_input for d in specs) else None
 
     def defend(update, client: int):  # each client defends its own update (the weak check ignores defences)
         # The client's randomness comes from its photos too, never from the seed alone, which the attacker knows;
-        # MixUp recomputes the update from the mixed photos, Soteria needs them (``defenses.client_update``).
+        # MixUp recomputes the update from the mixed photos, Soteria needs them (``defences.client_update``).
         held = held_by[client]
         label_probs = torch.nn.functional.one_hot(target[held], config.classes).to(images.dtype)
         return client_update(model, images[held], label_probs, specs, client_seed(images[held], config.seed + client),
@@ -282,8 +303,8 @@ def prepare_victim(config: AttackConfig, images: torch.Tensor, labels: tuple[int
     for attempt in range(tries):
         seed = config.seed + attempt * 1_000_003  # far from the seeds a user steps through by hand
         model = build_model(config.model, config.size, config.classes, seed, config.activation)
-        if config.trained_steps:
-            model = train_victim(model, config.trained_steps, seed, config.size)
+        if config.trained_steps:  # on the bundled photos less the attacked ones (training.py)
+            model = train_victim(model, config.trained_steps, seed, config.size, attacked=images)
         model = model.to(device)
         malicious = server_model(config.attack)
         if malicious is not None:  # a malicious server sends its own model instead
@@ -296,7 +317,8 @@ def prepare_victim(config: AttackConfig, images: torch.Tensor, labels: tuple[int
                                  defend if specs else None)
         if not report.weak:
             break
-    return Victim(sent, report, seed)
+    trained_on_photo = bool(config.trained_steps) and photos_in_training_set(images, config.size)
+    return Victim(sent, report, seed, trained_on_photo)
 
 
 class AttackRun:
@@ -338,13 +360,14 @@ class AttackRun:
         self.stop_event.set()
 
     def knowledge(self) -> AttackerKnowledge:
-        """Everything the attacker gets. Note what is absent: the images and the labels."""
+        """Everything the attacker gets. Note what is absent: the images and the labels. The model and the update
+        are the attacker's own copies (an attack may cast them; the client's, or another attack's, stay as sent)."""
         return AttackerKnowledge(
-            model=self.victim.model,
-            shared_update=self.victim.report.update,
+            model=copy.deepcopy(self.victim.model),
+            shared_update=copy.deepcopy(self.victim.report.update),
             input_shape=tuple(self.images.shape),
             num_classes=self.config.classes,
-            defenses=self.config.defenses,  # the protocol's prescribed defence, which a server knows; not its noise
+            defences=self.config.defenses,  # the protocol's prescribed defence, which a server knows; not its noise
             public_photos=public_pool(self.config.size, 2)[0] if "mixup" in self.config.defenses else None,
             known_labels=self.labels if self.config.labels_known else None,
         )
@@ -355,7 +378,7 @@ class AttackRun:
         c = self.config
         return AttackSettings(
             steps=steps, lr=lr, distance=c.distance, init=FRESH_INIT if fresh else c.init,
-            seed=c.seed + FRESH_SEED_STRIDE * fresh, max_iter=c.max_iter,
+            seed=attacker_seed(c.seed) + FRESH_SEED_STRIDE * fresh, max_iter=c.max_iter,
             history_size=c.history_size, line_search=None if c.line_search == "none" else c.line_search,
             lbfgs=c.lbfgs, adam_lr=lr * c.adam_lr / c.lr, tv_weight=c.tv_weight, restarts=c.restarts,
             adaptive=c.adaptive,
@@ -394,7 +417,7 @@ class AttackRun:
     def __iter__(self) -> Iterator[Snapshot]:
         c = self.config
         use_threads(c.threads)
-        torch.manual_seed(c.seed)
+        torch.manual_seed(attacker_seed(c.seed))  # from here on only the attacker draws
         tally = _Tally(started=time.perf_counter(), lr=c.lr)
         settings = self._settings(c.steps, c.lr, None)
         while settings is not None:
@@ -501,7 +524,7 @@ class AttackRun:
             evals=tally.evals, seconds=time.perf_counter() - tally.started, seconds_to_30db=tally.hit_seconds,
             evals_to_30db=tally.hit_evals, label_true=self.labels, final=final, victim_seed=self.victim.seed,
             gradient_norm=report.update.norm, gradient_numel=report.update.numel, restarts=tally.restarts,
-            warning=report.warning,
+            warning=self.victim.warning,
         )
         result.diagnosis = diagnose(result, report, outcome=tally.outcome, fresh_starts=tally.fresh_starts)
         return result

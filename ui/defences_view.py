@@ -3,56 +3,42 @@ each by a naive attacker and by one who knows the defence, then what each streng
 SSIM) beside what it costs the learning (a small federated model's accuracy, ``dlg_core.utility``).
 
 The defences are DLG's (Zhu, Liu & Han 2019, section 5: noise, pruning, half precision) and DP-SGD's
-clipping plus noise (Abadi et al. 2016); ``dlg_core.defenses`` applies them on the client's side. Every
+clipping plus noise (Abadi et al. 2016); ``dlg_core.defences`` applies them on the client's side. Every
 strength gets its own run of the same attack on the same victim and photo, with "no defence" first as the
 reference, and the runs take turns step by step, so the row of reconstructions animates together.
-The live loop is the Attack lab's (``ui.attack_view``): one run slot for the whole comparison, the same
-check-ins for Stop during a long L-BFGS step, the same redraw pacing, and a stopped comparison keeps
-everything it reached.
+The lifecycle is ``ui.run_engine``'s, as on every page: one run slot for the whole comparison, check-ins
+for Stop during a long L-BFGS step, paced redraws, and a stopped comparison keeps everything it reached.
 """
 
 from __future__ import annotations
 
 import math
-import time
 import warnings
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import streamlit as st
 
-from dlg_core import defenses as dfn
+from dlg_core import defences as dfn
 from dlg_core import limits
 from dlg_core.attack_registry import names as attack_names
 from dlg_core.config import DEFAULT, MODEL_NAMES, AttackConfig, default_for
 from dlg_core.defence_verdict import Outcome, db_text, verdict
-from dlg_core.defenses import KIND_LABELS, Defense, DefenseCost
+from dlg_core.defences import KIND_LABELS, Defence, DefenceCost
 from dlg_core.errors import BadInputError
 from dlg_core.images import CLASS_NAMES
 from dlg_core.metrics import PSNR_CAP, SUCCESS_PSNR
-from dlg_core.run import AttackRun
+from dlg_core.run import AttackRun, Snapshot
 from dlg_core.utility import Utility, UtilitySetting, utility
 
-from . import charts
-from .attack_view import (
-    CHART_HZ,
-    REDRAW_HZ,
-    STATUS_TEXT,
-    interruptible,
-    number,
-    queue_message,
-    run_and_stop_buttons,
-    run_slots,
-)
+from . import charts, run_engine
+from .attack_view import number
 from .history import Frame, RunHistory
 from .photo import Photo
 from .pictures import upscale
 from .settings import MODEL_LABELS, attack_label, class_name
 from .stage import picture_alt
 
-KEY_COMPARISON = "defence_comparison"
 PERSIST = "session"  # the widgets keep their values during a visit to another page
-KEY_RUNS = "defence_run_count"
 SIZES = (16, 24, 32, 40, 48, 56, 64)
 DEFAULT_SIZE = 32
 # Measured at 32 px: undefended iDLG converges within ~40 steps on the app's victim; on LeNet it passes 30 dB at ~50.
@@ -67,38 +53,38 @@ AXIS_TITLES = {"gaussian": "noise scale (standard deviation)", "laplace": "noise
                "mixup": "share of the other photo in the mix", "soteria": "share of features pruned"}
 
 
-def strength_tick(defense: Defense | None) -> str:
+def strength_tick(defence: Defence | None) -> str:
     """A short name for one strength on the chart's axis and under its picture."""
-    if defense is None:
+    if defence is None:
         return "none"
-    p = defense.params
-    if defense.kind in ("gaussian", "laplace"):
+    p = defence.params
+    if defence.kind in ("gaussian", "laplace"):
         return f"{p[0]:g}"
-    if defense.kind == "dp":
+    if defence.kind == "dp":
         return f"C={p[0]:g}, σ={p[1]:g}"
-    if defense.kind in ("prune", "soteria", "mixup"):
+    if defence.kind in ("prune", "soteria", "mixup"):
         return f"{100 * p[0]:g}%"
-    return defense.kind
+    return defence.kind
 
 
-def strength_words(defense: Defense | None) -> str:
+def strength_words(defence: Defence | None) -> str:
     """A strength in a sentence: "no defence", "noise 0.01", "prune 50%"."""
-    return "no defence" if defense is None else tile_title(defense)
+    return "no defence" if defence is None else tile_title(defence)
 
 
 def lane_attacker(lane) -> str:
     return "the attacker who knows the defence" if lane.adaptive else "the naive attacker"
 
 
-def tile_title(defense: Defense | None) -> str:
+def tile_title(defence: Defence | None) -> str:
     """The heading over one run's picture: the strength with a word of what it is."""
-    if defense is None:
+    if defence is None:
         return "No defence"
-    if defense.kind in ("gaussian", "laplace"):
-        return f"noise {strength_tick(defense)}"
-    if defense.kind in ("prune", "soteria", "mixup"):
-        return f"{defense.kind} {strength_tick(defense)}"
-    return strength_tick(defense)
+    if defence.kind in ("gaussian", "laplace"):
+        return f"noise {strength_tick(defence)}"
+    if defence.kind in ("prune", "soteria", "mixup"):
+        return f"{defence.kind} {strength_tick(defence)}"
+    return strength_tick(defence)
 
 
 @st.cache_data(show_spinner="Asking Opacus's privacy accountant (once per server)...")
@@ -116,25 +102,25 @@ def dp_epsilon(noise_multiplier: float) -> float | None:
 class Lane:
     """One run of the comparison: a strength of the defence (None: the undefended reference)."""
 
-    defense: Defense | None
+    defence: Defence | None
     history: RunHistory
-    cost: DefenseCost
+    cost: DefenceCost
     adaptive: bool = False  # the attacker knows the defence
 
     @property
     def tick(self) -> str:
-        return strength_tick(self.defense)
+        return strength_tick(self.defence)
 
     @property
     def name(self) -> str:
         """The run's name on the live chart."""
-        if self.defense is None:
+        if self.defence is None:
             return "no defence"
         return f"{self.tick} (knows it)" if self.adaptive else self.tick
 
     @property
     def title(self) -> str:
-        return "No defence" if self.defense is None else self.defense.label
+        return "No defence" if self.defence is None else self.defence.label
 
     @property
     def psnr(self) -> float | None:
@@ -148,7 +134,9 @@ class Lane:
 
 
 @dataclass
-class Comparison:
+class DefenceComparison:
+    """One defence comparison in session state: its runs (lanes), the federated cost of each strength, its status."""
+
     run_id: int
     kind: str
     config: AttackConfig  # the undefended reference's; each lane's config adds its defence
@@ -173,10 +161,10 @@ class Comparison:
 
     def adaptive_lane(self, lane: Lane) -> Lane | None:
         """The run of the attacker who knows the defence, at the same strength as ``lane`` (None if none)."""
-        return next((other for other in self.lanes if other.adaptive and other.defense == lane.defense), None)
+        return next((other for other in self.lanes if other.adaptive and other.defence == lane.defence), None)
 
     def accuracy(self, lane: Lane) -> float | None:
-        found = self.utilities.get("" if lane.defense is None else lane.defense.spec)
+        found = self.utilities.get("" if lane.defence is None else lane.defence.spec)
         return None if found is None else found.accuracy
 
     @property
@@ -188,7 +176,7 @@ class Comparison:
         out = []
         for lane in [self.reference, *self.defended]:
             adaptive = self.adaptive_lane(lane)
-            out.append(Outcome(lane.defense, lane.psnr, lane.ssim, adaptive.psnr if adaptive else None,
+            out.append(Outcome(lane.defence, lane.psnr, lane.ssim, adaptive.psnr if adaptive else None,
                                adaptive.ssim if adaptive else None, self.accuracy(lane)))
         return out
 
@@ -199,21 +187,8 @@ class Comparison:
                 lane.history.stop(message)
 
 
-def current_comparison() -> Comparison | None:
-    return st.session_state.get(KEY_COMPARISON)
-
-
-def settle_interrupted_comparison() -> None:
-    """A comparison still "running" when the page starts was interrupted (Stop, or another click): keep it."""
-    comparison = current_comparison()
-    if comparison is not None and comparison.running:
-        comparison.stop("interrupted when the page changed; every run keeps what it reached")
-
-
-def _stop_clicked() -> None:
-    comparison = current_comparison()
-    if comparison is not None:
-        comparison.stop()
+DEFENCES = run_engine.LiveRun(key="defence_comparison", buttons=("def_run", "def_stop"),
+                              interrupted="interrupted when the page changed; every run keeps what it reached")
 
 
 # ---------------------------------------------------------------------------------------------------- settings
@@ -223,7 +198,7 @@ def _stop_clicked() -> None:
 class DefenceSetup:
     config: AttackConfig
     kind: str
-    strengths: tuple[Defense, ...]  # weakest first
+    strengths: tuple[Defence, ...]  # weakest first
     adaptive: bool  # also run the attacker who knows the defence, at every strength
 
 
@@ -266,7 +241,7 @@ def defence_settings(photo: Photo | None) -> tuple[DefenceSetup | None, int]:
                         help="Each strength gets this many L-BFGS steps on its own shared update.", **keep)
         st.number_input("Seed", 0, 2**31 - 1, step=1, key="def_seed",
                         help="Draws the victim's weights, the attacker's start and the defence's noise.", **keep)
-        st.selectbox("Defence", list(dfn.DEFENSE_KINDS), key="def_kind", format_func=lambda k: KIND_LABELS.get(k, k),
+        st.selectbox("Defence", list(dfn.DEFENCE_KINDS), key="def_kind", format_func=lambda k: KIND_LABELS.get(k, k),
                      help="What the client does to its update before it shares it.", **keep)
         if photo is not None and photo.sample is None:
             st.selectbox("What is on your photo?", range(len(CLASS_NAMES)), key="def_label", format_func=class_name,
@@ -274,14 +249,14 @@ def defence_settings(photo: Photo | None) -> tuple[DefenceSetup | None, int]:
                          **keep)
     kind = st.session_state["def_kind"]
     label = photo_label(photo)
-    st.caption(dfn.DEFENSE_KINDS[kind])
+    st.caption(dfn.DEFENCE_KINDS[kind])
     st.toggle("Also attack with an attacker who knows the defence", key="def_adaptive", **keep,
               help="A server knows the protocol, so it knows the defence: this attacker matches only the entries "
                    "pruning kept, compares signs, weighs by the noise, unmixes a mixed photo. It runs beside the "
                    "naive attacker at every strength, on the same shared update.")
     ladder = dfn.STRENGTHS[kind]
     picked = st.pills("Strengths to compare (weakest first)", ladder, selection_mode="multi", default=list(ladder),
-                      key=f"def_strengths_{kind}", format_func=lambda spec: dfn.parse_defense(spec).label,
+                      key=f"def_strengths_{kind}", format_func=lambda spec: dfn.parse_defence(spec).label,
                       help="Each strength is its own run, side by side with the undefended one.", **keep)
     custom = st.text_input("More strengths of your own (optional)", key="def_custom",
                            placeholder=f"e.g. {', '.join(ladder[:2])}" if len(ladder) > 1 else f"e.g. {ladder[0]}",
@@ -304,15 +279,6 @@ def photo_label(photo: Photo | None) -> int:
     return int(st.session_state.get("def_label", 0))
 
 
-def run_controls(ready: bool) -> bool:
-    """Run and Stop; returns True when the comparison should start in this script run."""
-    start, _ = run_and_stop_buttons(
-        "Run the comparison", ("def_run", "def_stop"), ready, _stop_clicked,
-        run_help="One attack per strength, and one without a defence, side by side.",
-        stop_help="End every run now and keep what they reached.")
-    return start
-
-
 # ---------------------------------------------------------------------------------------------------- live
 
 
@@ -323,14 +289,14 @@ def _tile_image(slot, frame: Frame | None, lane: Lane) -> None:
     row = lane.history.row_at(frame.step)
     psnr = "" if row is None else f" · {db_text(row['psnr'])}"
     slot.image(upscale(frame.image, TILE_PX), caption=f"Step {frame.step}{psnr}", width="stretch",
-               output_format="PNG", alt=f"{strength_words(lane.defense)}, {lane_attacker(lane)}: {picture_alt(frame)}")
+               output_format="PNG", alt=f"{strength_words(lane.defence)}, {lane_attacker(lane)}: {picture_alt(frame)}")
 
 
 class TileRow:
     """The private photo, the undefended run, then one column per strength: the naive attacker's picture, and
     below it the one of the attacker who knows the defence; ``show`` redraws one run's picture."""
 
-    def __init__(self, comparison: Comparison, key: str):
+    def __init__(self, comparison: DefenceComparison, key: str):
         columns = min(len(comparison.defended) + 2, 8)
         grid = st.container(key=f"pixels_{key}").grid(columns, min_column_width=110, gap="small")
         first = comparison.reference.history
@@ -342,9 +308,9 @@ class TileRow:
         index = {id(lane): i for i, lane in enumerate(comparison.lanes)}
         for lane in [comparison.reference, *comparison.defended]:
             with grid.cell():
-                st.markdown(f"**{tile_title(lane.defense)}**",
-                            help=lane.title if lane.defense is not None else "The update as it is: the reference.")
-                adaptive = comparison.adaptive_lane(lane) if lane.defense is not None else None
+                st.markdown(f"**{tile_title(lane.defence)}**",
+                            help=lane.title if lane.defence is not None else "The update as it is: the reference.")
+                adaptive = comparison.adaptive_lane(lane) if lane.defence is not None else None
                 for run in (lane, adaptive) if adaptive else (lane,):
                     if adaptive:
                         st.caption("knows the defence" if run.adaptive else "naive attacker")
@@ -354,7 +320,7 @@ class TileRow:
         _tile_image(self.slots[index], lane.history.latest, lane)
 
 
-def _progress(comparison: Comparison, slot, active: int) -> None:
+def _progress(comparison: DefenceComparison, slot, active: int) -> None:
     steps = comparison.config.steps
     done = [lane.history.last_row["step"] for lane in comparison.lanes if lane.history.last_row]
     step = min(done) if done else 0
@@ -364,32 +330,32 @@ def _progress(comparison: Comparison, slot, active: int) -> None:
                                                f"{len(comparison.lanes)} runs still going")
 
 
-def _lines_chart(comparison: Comparison, slot, redraw: int) -> None:
+def _lines_chart(comparison: DefenceComparison, slot, redraw: int) -> None:
     fig = charts.defence_lines_figure([lane.name for lane in comparison.lanes],
                                       [lane.history.rows for lane in comparison.lanes],
                                       [lane.adaptive for lane in comparison.lanes])
     slot.plotly_chart(fig, key=f"def_lines_{redraw}", config={"displayModeBar": False})
 
 
-def _build_runs(setup: DefenceSetup, photo: Photo, label: int) -> list[tuple[Defense | None, bool, AttackRun]]:
+def _build_runs(setup: DefenceSetup, photo: Photo, label: int) -> list[tuple[Defence | None, bool, AttackRun]]:
     """The reference, then per strength the naive run and (if asked) the adaptive one on the same victim."""
     images = photo.tensor(setup.config.size)
     runs = [(None, False, AttackRun(setup.config, images, (label,)))]
-    for defense in setup.strengths:
-        naive = AttackRun(setup.config.replace(defenses=defense.spec), images, (label,))
-        runs.append((defense, False, naive))
+    for defence in setup.strengths:
+        naive = AttackRun(setup.config.replace(defenses=defence.spec), images, (label,))
+        runs.append((defence, False, naive))
         if setup.adaptive:  # the same shared update: only what the attacker knows differs
             config = naive.config.replace(adaptive=True)
-            runs.append((defense, True, AttackRun(config, images, (label,), victim=naive.victim)))
+            runs.append((defence, True, AttackRun(config, images, (label,), victim=naive.victim)))
     return runs
 
 
-def _cost(run: AttackRun) -> DefenseCost:
+def _cost(run: AttackRun) -> DefenceCost:
     report = run.victim.report
     return dfn.learning_cost(run.victim.model, run.images, run.labels, report.true_update, report.update)
 
 
-def _prepare(setup: DefenceSetup, photo: Photo, label: int, run_id: int) -> tuple[Comparison, list[AttackRun]]:
+def _prepare(setup: DefenceSetup, photo: Photo, label: int, run_id: int) -> tuple[DefenceComparison, list[AttackRun]]:
     """Every run's victim and shared update, and the federated model trained with each strength."""
     with st.spinner(f"The client computes its update {len(setup.strengths) + 1} times: as it is, and with each "
                     "strength of the defence..."):
@@ -398,70 +364,70 @@ def _prepare(setup: DefenceSetup, photo: Photo, label: int, run_id: int) -> tupl
     with st.spinner(f"A small federated model trains for {setting.rounds} rounds with {setting.clients} clients, "
                     "once per strength (a few seconds)..."):
         utilities = {spec: utility(spec, setting) for spec in ("", *(d.spec for d in setup.strengths))}
-    comparison = Comparison(run_id, setup.kind, setup.config, label, photo.title, utilities=utilities)
-    for defense, adaptive, run in built:
+    comparison = DefenceComparison(run_id, setup.kind, setup.config, label, photo.title, utilities=utilities)
+    for defence, adaptive, run in built:
         history = RunHistory.start(run_id, run, photo.title, photo.sample)
-        comparison.lanes.append(Lane(defense, history, _cost(run), adaptive))
+        comparison.lanes.append(Lane(defence, history, _cost(run), adaptive))
     return comparison, [run for _, _, run in built]
+
+
+class LiveTiles:
+    """What a running defence comparison shows: the progress line, the row of pictures, the lines chart."""
+
+    def __init__(self, comparison: DefenceComparison):
+        self.comparison = comparison
+        self.progress_slot = st.empty()
+        self.tiles = TileRow(comparison, "def_live")
+        self.chart_slot = st.container(key="def_live_chart").empty()
+        self.drawn = [-1] * len(comparison.lanes)  # the step each lane's picture shows
+        self.redraws = 0
+        self.active = len(comparison.lanes)
+
+    def draw(self) -> None:
+        _progress(self.comparison, self.progress_slot, self.active)
+        for i, lane in enumerate(self.comparison.lanes):
+            if lane.history.latest is not None and lane.history.latest.step != self.drawn[i]:
+                self.drawn[i] = lane.history.latest.step
+                self.tiles.show(i, lane)
+
+    def draw_chart(self) -> None:
+        self.redraws += 1
+        _lines_chart(self.comparison, self.chart_slot, self.redraws)
 
 
 def live_comparison(photo: Photo, setup: DefenceSetup, label: int) -> None:
     """Prepare one victim per strength, then run all the attacks in turns, one step each, redrawing in place."""
     # The time budget covers the attack runs; the federated training before them takes a few seconds.
-    st.session_state[KEY_RUNS] = st.session_state.get(KEY_RUNS, 0) + 1
+    runs: list[AttackRun] = []
+
+    def make(run_id: int) -> DefenceComparison:
+        comparison, built = _prepare(setup, photo, label, run_id)
+        runs.extend(built)
+        return comparison
+
     try:
-        comparison, runs = _prepare(setup, photo, label, st.session_state[KEY_RUNS])
+        comparison = DEFENCES.begin(make)
     except BadInputError as err:
         st.error(str(err), icon=":material/error:")
         return
-    st.session_state[KEY_COMPARISON] = comparison
-
     if comparison.reference.history.warning:
         st.warning(comparison.reference.history.warning, icon=":material/warning:")
     queue_slot = st.empty()
-    progress_slot = st.empty()
-    tiles = TileRow(comparison, "def_live")
-    chart_slot = st.container(key="def_live_chart").empty()
+    view = LiveTiles(comparison)
 
-    slots = run_slots()
-
-    def keep_waiting(position: int) -> bool:
-        queue_slot.info(queue_message(position, slots.slots), icon=":material/hourglass_top:")
-        return True
+    def store(step: tuple[int, Snapshot | None]) -> None:
+        i, snap = step
+        if snap is not None:
+            comparison.lanes[i].history.add(snap)
+            return
+        view.active -= 1
+        assert runs[i].result is not None
+        comparison.lanes[i].history.finish(runs[i].result)
 
     # One slot for the whole comparison: its runs take turns on one thread. Each run's clock (and so its time
     # budget) counts from the first round, so the budget bounds the comparison as a whole.
-    with slots.hold(keep_waiting), ExitStack() as stack:
-        for run in runs:
-            stack.enter_context(interruptible(run))
-        queue_slot.empty()
-        iterators = {i: iter(run) for i, run in enumerate(runs)}
-        drawn = [-1] * len(runs)
-        last_frame = last_chart = 0.0
-        redraws = 0
-        while iterators:
-            for i in list(iterators):
-                lane = comparison.lanes[i]
-                try:
-                    snap = next(iterators[i])
-                except StopIteration:
-                    del iterators[i]
-                    assert runs[i].result is not None
-                    lane.history.finish(runs[i].result)
-                    continue
-                lane.history.add(snap)
-            now = time.perf_counter()
-            if now - last_frame >= 1 / REDRAW_HZ:
-                last_frame = now
-                _progress(comparison, progress_slot, len(iterators))
-                for i, lane in enumerate(comparison.lanes):
-                    if lane.history.latest is not None and lane.history.latest.step != drawn[i]:
-                        drawn[i] = lane.history.latest.step
-                        tiles.show(i, lane)
-            if now - last_chart >= 1 / CHART_HZ:
-                last_chart = now
-                redraws += 1
-                _lines_chart(comparison, chart_slot, redraws)
+    with DEFENCES.turn(queue_slot):
+        run_engine.follow(run_engine.in_turns(runs), store, view.draw, view.draw_chart)
     comparison.status = "ok"
     if any(lane.history.status == "timeout" for lane in comparison.lanes):
         comparison.message = (f"the runs share the time budget of {setup.config.max_seconds:g} s, and reached it: "
@@ -472,20 +438,20 @@ def live_comparison(photo: Photo, setup: DefenceSetup, label: int) -> None:
 # ---------------------------------------------------------------------------------------------------- results
 
 
-def results_tiles(comparison: Comparison) -> None:
+def results_tiles(comparison: DefenceComparison) -> None:
     if comparison.reference.history.warning:
         st.warning(comparison.reference.history.warning, icon=":material/warning:")
     tiles = TileRow(comparison, f"def_result_{comparison.run_id}")
     for i, lane in enumerate(comparison.lanes):
         tiles.show(i, lane)
-    status = STATUS_TEXT.get(comparison.status, comparison.status)
+    status = run_engine.STATUS_TEXT.get(comparison.status, comparison.status)
     st.caption(f"Status: **{status}**" + (f": {comparison.message}" if comparison.message else "")
                + f" · {comparison.config.attack} on {comparison.config.model} at {comparison.config.size} px, "
                  f"{comparison.config.steps} steps per run, seed {comparison.config.seed}, label "
                  f"{class_name(comparison.label)}.")
 
 
-def privacy_utility_charts(comparison: Comparison) -> None:
+def privacy_utility_charts(comparison: DefenceComparison) -> None:
     """Both attackers' PSNR against the strength, beside the federated model's accuracy with it."""
     outcomes = [o for o, lane in zip(comparison.outcomes(), [comparison.reference, *comparison.defended],
                                      strict=True) if lane.psnr is not None]
@@ -493,7 +459,7 @@ def privacy_utility_charts(comparison: Comparison) -> None:
         st.info("The runs were stopped before their first step: nothing to compare yet.",
                 icon=":material/hourglass_disabled:")
         return
-    ticks = [strength_tick(o.defense) for o in outcomes]
+    ticks = [strength_tick(o.defence) for o in outcomes]
     axis = AXIS_TITLES.get(comparison.kind, "strength")
     adaptive = [o.adaptive_psnr for o in outcomes] if any(lane.adaptive for lane in comparison.lanes) else None
     left, right = st.columns(2, gap="medium")
@@ -522,14 +488,14 @@ def privacy_words(outcomes: list[Outcome]) -> str:
     where it still leaks, then the federated model's accuracy."""
     parts = ["In words:"]
     for name, key in (("The naive attacker", "psnr"), ("The attacker who knows the defence", "adaptive_psnr")):
-        rows = [(getattr(o, key), strength_words(o.defense)) for o in outcomes if getattr(o, key) is not None]
+        rows = [(getattr(o, key), strength_words(o.defence)) for o in outcomes if getattr(o, key) is not None]
         if rows:
             leaks = [at for psnr, at in rows if psnr >= SUCCESS_PSNR]
             where = f"at or above {SUCCESS_PSNR:g} dB with {', '.join(leaks)}" if leaks else \
                 f"below {SUCCESS_PSNR:g} dB at every setting"
             parts.append(f"{name} reached {rows[0][0]:.1f} dB with {rows[0][1]} and {rows[-1][0]:.1f} dB with "
                          f"{rows[-1][1]}; {where}.")
-    accuracy = [(o.accuracy, strength_words(o.defense)) for o in outcomes if o.accuracy is not None]
+    accuracy = [(o.accuracy, strength_words(o.defence)) for o in outcomes if o.accuracy is not None]
     if accuracy:
         (first, at_first), (last, at_last) = accuracy[0], accuracy[-1]
         parts.append(f"The federated model's test accuracy went from {first:.0%} with {at_first} to {last:.0%} "
@@ -537,11 +503,11 @@ def privacy_words(outcomes: list[Outcome]) -> str:
     return " ".join(parts)
 
 
-def results_table(comparison: Comparison) -> None:
+def results_table(comparison: DefenceComparison) -> None:
     rows = []
     for lane in comparison.lanes:
         row = lane.history.last_row
-        eps = _epsilon_text(lane.defense) if comparison.kind == "dp" else None
+        eps = _epsilon_text(lane.defence) if comparison.kind == "dp" else None
         accuracy = comparison.accuracy(lane)
         kept = lane.cost.progress_kept
         rows.append({
@@ -562,20 +528,20 @@ def results_table(comparison: Comparison) -> None:
     st.dataframe(rows, hide_index=True)
 
 
-def _epsilon_text(defense: Defense | None) -> str:
-    if defense is None:
+def _epsilon_text(defence: Defence | None) -> str:
+    if defence is None:
         return "∞ (no noise)"
-    eps = dp_epsilon(defense.params[1])
+    eps = dp_epsilon(defence.params[1])
     if eps is None:
         return "n/a"
     return "∞" if math.isinf(eps) else f"{eps:,.3g}"
 
 
-def epsilon_note(comparison: Comparison) -> None:
+def epsilon_note(comparison: DefenceComparison) -> None:
     """For the DP recipe: the privacy budget from Opacus's accountant, with the assumptions it rests on."""
     if comparison.kind != "dp":
         return
-    values = {lane.tick: dp_epsilon(lane.defense.params[1]) for lane in comparison.defended}
+    values = {lane.tick: dp_epsilon(lane.defence.params[1]) for lane in comparison.defended}
     if any(v is None for v in values.values()):
         st.info("No privacy budget (epsilon) is shown: it needs Opacus's accountant, and Opacus is not installed "
                 "on this server (`pip install opacus`). The attack results above do not depend on it.",

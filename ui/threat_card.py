@@ -47,8 +47,8 @@ def _switches(attack: str) -> None:
             if name == "clients" and attack_registry.get(attack).malicious:
                 batch.batch_size_input()
         st.toggle("Victim trained first", key=KEY_TRAINED, on_change=_sync_trained,
-                  help=f"A victim trained {TRAINED_STEPS} steps on the bundled photos (the number is under "
-                       "*The victim*) instead of a freshly drawn one.")
+                  help=f"A victim trained {TRAINED_STEPS} steps on the bundled photos, never on the attacked one (the "
+                       "number is under *The victim*), instead of a freshly drawn one.")
 
 
 def _knows(attack: str, config) -> list[str]:

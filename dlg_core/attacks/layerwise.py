@@ -35,7 +35,7 @@ ResNet adds BatchNorm (the running statistics mix every unit's scale into the ne
 unknown inputs add up), strides and pooling that average positions away: it is refused. **One photo only**:
 with a batch, each row of the fully-connected gradient is sum_n dL/db_in h_n / sum_n dL/db_in, a mixture of
 the photos' features weighted by each photo's bias gradient, so there is no single layer output to walk
-back from.
+back from; ``batch_rows.py`` walks a batch from the span of those rows instead.
 """
 
 from __future__ import annotations
