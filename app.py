@@ -6,8 +6,8 @@ app_pages/, their reusable pieces in ui/, and the science in dlg_core/ (which ne
 
 import streamlit as st
 
-from ui.attack_view import warm_up
 from ui.host import set_up_process
+from ui.run_engine import warm_up
 from ui.style import page_style
 
 st.set_page_config(page_title="Gradient Leakage Lab", page_icon=":material/lock_open:", layout="wide")

@@ -3,10 +3,11 @@ the verdict, charts, downloads and the share link below."""
 
 import streamlit as st
 
-from ui import attack_view, batch, host, link, photo, rank_view, settings, stage, threat_card
+from dlg_core import attack_registry
+from ui import attack_view, batch, host, link, photo, rank_view, run_engine, settings, stage, threat_card
 
 autorun = link.apply_shared_link()
-attack_view.settle_interrupted_run()
+attack_view.LAB.settle_interrupted()
 
 st.title("Gradient Leakage Lab")
 st.markdown("A client shares only the **gradient** of its model on a private photo. Press Run and watch an "
@@ -18,11 +19,16 @@ with controls:
     chosen = photo.photo_fold()
     # The threat-model card's switches change the setting: they sit in its fold, near Run.
     config = settings.settings_fold(then=threat_card.threat_card)
-    start = attack_view.run_controls(ready=chosen is not None and config is not None, autorun=autorun)
+    start, pressed = attack_view.LAB.controls(
+        "Run the attack", ready=chosen is not None and config is not None, autorun=autorun,
+        run_help="The client computes its gradient; the attacker starts from it alone.",
+        stop_help="End the attack now and keep what it reached.")
+    if pressed:
+        link.clear_link_messages()  # a new run of the user's own: the link's note has served
     attack_view.setting_check(config)
-    if config is not None and config.attack == "layerwise":
+    if config is not None and attack_registry.get(config.attack).walks_layers:
         rank_view.layer_chart(config, expanded=False)
-history = attack_view.current_history()
+history = attack_view.LAB.current()
 if start:
     attack_view.live_attack_view(chosen, config, settings.current_label(), stage_box)
 elif history is None:
@@ -39,4 +45,4 @@ else:
     st.subheader("Take it with you")
     attack_view.downloads(history)
     attack_view.share_box(history)
-host.limits_panel(attack_view.run_slots().slots)
+host.limits_panel(run_engine.run_slots().slots)

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from ui import attack_view, classroom, compare_view, host, link, photo, settings
+from ui import classroom, compare_view, host, link, photo, run_engine, settings
 
-compare_view.settle_interrupted_comparison()
+compare_view.COMPARE.settle_interrupted()
 compare_view.keep_photo_source()
 
 st.title("Compare attacks")
@@ -18,11 +18,14 @@ st.caption("The same setting as on the Attack lab (changed here, it changes ther
            "Gradients does not. Or a trained victim, whose confident, smaller gradient gives every attack less.")
 attacks, steps = compare_view.attack_choice(config.model if config else "")
 ready = chosen is not None and config is not None and len(attacks) >= 2
-start = compare_view.run_controls(ready)
-host.limits_panel(attack_view.run_slots().slots)
+start, _ = compare_view.COMPARE.controls(
+    "Run the comparison", ready,
+    run_help="The client computes its update once; every chosen attack then starts from that same update.",
+    stop_help="End the comparison now and keep what every attack reached.")
+host.limits_panel(run_engine.run_slots().slots)
 st.caption(compare_view.ORDER_NOTE)
 
-comparison = compare_view.current_comparison()
+comparison = compare_view.COMPARE.current()
 if start:
     compare_view.live_comparison(chosen, config, settings.current_label(), attacks, steps)
 elif comparison is None:

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from ui import attack_view, classroom, defences_view, host, link, photo
+from ui import classroom, defences_view, host, link, photo, run_engine
 
-defences_view.settle_interrupted_comparison()
+defences_view.DEFENCES.settle_interrupted()
 
 st.title("Defences")
 st.markdown("A client can blur its update before sharing it: noise, clipping, pruning, rounding or signs, mixing, "
@@ -16,9 +16,12 @@ with st.expander("Change the setting: attack, victim, defence and its strengths"
                  key="fold_defence"):
     setup, label = defences_view.defence_settings(chosen)
 st.caption(defences_view.setting_line())
-start = defences_view.run_controls(ready=chosen is not None and setup is not None)
-host.limits_panel(attack_view.run_slots().slots)
-comparison = defences_view.current_comparison()
+start, _ = defences_view.DEFENCES.controls(
+    "Run the comparison", ready=chosen is not None and setup is not None,
+    run_help="One attack per strength, and one without a defence, side by side.",
+    stop_help="End every run now and keep what they reached.")
+host.limits_panel(run_engine.run_slots().slots)
+comparison = defences_view.DEFENCES.current()
 if start:
     defences_view.live_comparison(chosen, setup, label)
 elif comparison is None:

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from ui import attack_view, classroom, experiments_view, host, link
+from ui import classroom, experiments_view, host, link, run_engine
 
-experiments_view.settle_interrupted_run()
+experiments_view.EXPERIMENTS.settle_interrupted()
 
 st.title("Experiments")
 st.markdown("A paper's claim rests on many runs: each preset is a paper's table, run here in a quick version "
@@ -14,9 +14,12 @@ st.header("1 · The preset", divider="red")
 preset, jobs = experiments_view.preset_picker()
 
 st.header("2 · Run it", divider="red")
-start = experiments_view.run_controls(preset, jobs)
-host.limits_panel(attack_view.run_slots().slots)
-run = experiments_view.current_run()
+start, _ = experiments_view.EXPERIMENTS.controls(
+    experiments_view.run_label(preset, jobs), ready=bool(jobs),
+    run_help="Runs the quick grid here, one run after another.",
+    stop_help="End the grid now; the runs already done are kept.")
+host.limits_panel(run_engine.run_slots().slots)
+run = experiments_view.EXPERIMENTS.current()
 if start:
     experiments_view.live_experiment(preset, jobs)
 elif run is None or run.preset != preset.name:

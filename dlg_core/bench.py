@@ -252,8 +252,9 @@ def add_parser(commands) -> None:
     bench = commands.add_parser("bench", help="time the app's default attack against the textbook one")
     bench.add_argument("--images", nargs="+", default=[s.name for s in SAMPLES], metavar="NAME_FILE_OR_DIR",
                        help="bundled sample names, image files or folders (e.g. `photos --set report`'s)")
-    bench.add_argument("--model", choices=cfg.MODEL_NAMES, default=cfg.DEFAULT.model,
-                       help="the default configuration's victim (lenet with --classes 100: the textbook's victim)")
+    bench.add_argument("--model", **cfg.cli_argument(
+        "model", default=cfg.DEFAULT.model,
+        help="the default configuration's victim (lenet with --classes 100: the textbook's victim)"))
     bench.add_argument("--classes", type=int, default=cfg.DEFAULT.classes,
                        help="the default configuration's number of classes")
     bench.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="seeds at 32 px and below")

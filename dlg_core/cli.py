@@ -28,55 +28,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m dlg_core", description="Deep leakage from gradients, headless.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run = commands.add_parser("run", help="attack one photo's shared gradient and report how much leaked")
-    d = cfg.DEFAULT
-    run.add_argument("--image", action="append", type=Path, help="photo path (repeat for a batch)")
-    run.add_argument("--crops", type=int, metavar="N",
-                     help="instead of --image: N distinct crops of the report photo set (a large batch), seeded by "
-                          f"--seed; at most {limits.MAX_BATCH}, or {limits.MAX_IMPRINT_BATCH} for --attack imprint")
-    run.add_argument("--attack", choices=cfg.ATTACK_NAMES, default=d.attack)
-    run.add_argument("--model", choices=cfg.MODEL_NAMES, default=d.model, help="the victim network")
-    run.add_argument("--size", type=int, default=d.size, help="square resolution the victim sees (16-128)")
-    run.add_argument("--classes", type=int, default=d.classes, help="number of classes of the victim")
-    run.add_argument("--label", type=int, action="append",
-                     help="true label per image (default: image i gets i modulo the number of classes)")
-    run.add_argument("--steps", type=int, default=d.steps, help="optimiser steps")
-    run.add_argument("--seed", type=int, default=d.seed, help="seeds the victim's weights and the attack's start")
-    run.add_argument("--distance", choices=cfg.DISTANCE_NAMES, default=d.distance,
-                     help="gradient distance (default: cosine; l2 with --attack dlg, whose learnt label needs the "
-                          "gradient's scale)")
-    run.add_argument("--lr", type=float, default=d.lr, help="L-BFGS learning rate")
-    run.add_argument("--init", choices=cfg.INIT_NAMES, default=d.init, help="the attacker's starting image")
-    run.add_argument("--line-search", choices=cfg.LINE_SEARCHES, default=d.line_search)
-    run.add_argument("--precision", choices=cfg.PRECISIONS, default=d.precision)
-    run.add_argument("--max-seconds", type=float, default=d.max_seconds, help="wall-time budget")
-    run.add_argument("--textbook", action="store_true",
-                     help="start from the DLG paper's settings (N(0,1) start, 100 classes) instead of the app's")
-    run.add_argument("--config", type=Path,
-                     help=f"start from the settings in this JSON file (an AttackConfig, as the app's 'Config (JSON)' "
-                          f"download; at most {limits.MAX_CONFIG_BYTES // 1024} KB); options given here override it")
-    run.add_argument("--activation", choices=cfg.ACTIVATIONS, default=d.activation, help="of the cnn/mlp victim")
-    run.add_argument("--trained-steps", type=int, default=d.trained_steps,
-                     help="train the victim this many steps on the bundled photos first (0: random weights)")
-    run.add_argument("--fedavg-steps", type=int, default=d.fedavg_steps,
-                     help="local SGD steps before the client shares its update (1: FedSGD, the gradient)")
-    run.add_argument("--fedavg-lr", type=float, default=d.fedavg_lr, help="the client's local learning rate")
-    run.add_argument("--tv-weight", type=float, default=d.tv_weight, help="Inverting Gradients' TV prior weight")
-    run.add_argument("--restarts", type=int, default=d.restarts, help="Inverting Gradients' restarts")
-    run.add_argument("--defense", action="append", metavar="SPEC",
-                     help="what the client does to its update before sharing, repeatable and applied in order: "
-                          "gaussian:SCALE, laplace:SCALE, dp:CLIP:MULTIPLIER, prune:FRACTION_REMOVED, fp16, int8, "
-                          "sign, mixup:SHARE, soteria:FRACTION_REMOVED")
-    run.add_argument("--adaptive", action="store_true", default=d.adaptive,
-                     help="the attacker knows the defence the protocol prescribes and adapts to it (masks pruned "
-                          "entries, matches signs, weighs by the noise scale, unmixes MixUp)")
-    run.add_argument("--clients", type=int, default=d.clients,
-                     help="clients sharing the photos (photo i to client i mod K); the server sees only the "
-                          f"aggregate of their updates (secure aggregation); 1 to {limits.MAX_CLIENTS}")
-    run.add_argument("--threads", type=int, default=d.threads, help="torch threads")
-    run.add_argument("--device", choices=cfg.DEVICES, default=d.device)
-    run.add_argument("--json", type=Path, help="write the result JSON here")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_run(commands.add_parser("run", help="attack one photo's shared gradient and report how much leaked"))
     bench.add_parser(commands)
     experiment.add_parser(commands)
     grid_ray.add_arguments(commands.choices["experiment"])
@@ -86,6 +38,29 @@ def build_parser() -> argparse.ArgumentParser:
     photos.add_argument("--out", type=Path, required=True, help="the folder to write (made if missing)")
     photos.add_argument("--side", type=int, default=128, help="side of each square PNG in pixels")
     return parser
+
+
+def _add_run(run: argparse.ArgumentParser) -> None:
+    """The run command's options: the photos, where to start from, and a flag per setting (config.SETTINGS)."""
+    run.add_argument("--image", action="append", type=Path, help="photo path (repeat for a batch)")
+    run.add_argument("--crops", type=int, metavar="N",
+                     help="instead of --image: N distinct crops of the report photo set (a large batch), seeded by "
+                          f"--seed; at most {limits.MAX_BATCH}, or {limits.MAX_IMPRINT_BATCH} for --attack imprint")
+    run.add_argument("--label", type=int, action="append",
+                     help="true label per image (default: image i gets i modulo the number of classes)")
+    run.add_argument("--textbook", action="store_true",
+                     help="start from the DLG paper's settings (N(0,1) start, 100 classes) instead of the app's")
+    run.add_argument("--config", type=Path,
+                     help=f"start from the settings in this JSON file (an AttackConfig, as the app's 'Config (JSON)' "
+                          f"download; at most {limits.MAX_CONFIG_BYTES // 1024} KB); options given here override it")
+    # Without defaults: only the settings named on the command line land in the namespace and override the start.
+    for name, declared in cfg.SETTINGS.items():
+        if declared.flag:
+            run.add_argument("--" + name.replace("_", "-"), **cfg.cli_argument(name, default=argparse.SUPPRESS))
+    run.add_argument("--defense", action="append", metavar="SPEC", default=argparse.SUPPRESS,
+                     help=cfg.SETTINGS["defenses"].help + " Repeatable.")
+    run.add_argument("--json", type=Path, help="write the result JSON here")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def read_config_file(path: Path) -> AttackConfig:
@@ -105,15 +80,6 @@ def read_config_file(path: Path) -> AttackConfig:
         raise BadInputError(f"{path}: {err}") from None
 
 
-def _given_options(argv: list[str]) -> set[str]:
-    """The run options named on this command line, whatever their values (abbreviated or --opt=value too)."""
-    parser = build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    for action in commands.choices["run"]._actions:
-        action.default = argparse.SUPPRESS  # parsed again without defaults, only what was given remains
-    return set(vars(parser.parse_args(argv)))
-
-
 def config_from_args(args: argparse.Namespace) -> AttackConfig:
     config_file = getattr(args, "config", None)
     if config_file is not None and args.textbook:
@@ -121,18 +87,11 @@ def config_from_args(args: argparse.Namespace) -> AttackConfig:
     if config_file is not None:
         base = read_config_file(config_file)
     else:  # the app's settings for this attack and victim (config.TUNED: DLG's own distance, say)
-        base = cfg.TEXTBOOK if args.textbook else cfg.default_for(args.attack, args.model)
-    # Only the options given on the command line override the starting point.
-    given = _given_options(getattr(args, "argv", sys.argv[1:]))
-    explicit = {
-        name: getattr(args, name)
-        for name in ("attack", "model", "size", "classes", "steps", "seed", "distance", "lr", "init",
-                     "line_search", "precision", "threads", "device", "max_seconds", "activation", "trained_steps",
-                     "fedavg_steps", "fedavg_lr", "tv_weight", "restarts", "clients", "adaptive")
-        if name in given
-    }
-    if "defense" in given:
-        explicit["defenses"] = ",".join(args.defense or [])
+        base = cfg.TEXTBOOK if args.textbook else cfg.default_for(getattr(args, "attack", cfg.DEFAULT.attack),
+                                                                 getattr(args, "model", cfg.DEFAULT.model))
+    explicit = {name: getattr(args, name) for name in cfg.SETTINGS if hasattr(args, name)}  # only those given
+    if hasattr(args, "defense"):
+        explicit["defenses"] = ",".join(args.defense)
     return base.replace(**explicit)
 
 
@@ -169,8 +128,8 @@ def command_run(args: argparse.Namespace) -> int:
         raise BadInputError("Give one --label per photo, or none.")
     warm_up()
     run = AttackRun(config, images, labels)
-    if run.victim.report.warning:
-        print(f"warning: {run.victim.report.warning}", file=sys.stderr)
+    if run.victim.warning:
+        print(f"warning: {run.victim.warning}", file=sys.stderr)
     with tqdm(total=config.steps, disable=args.quiet, unit="step", file=sys.stderr, leave=False) as bar:
         for snap in run:
             bar.update(snap.step - bar.n)
@@ -199,7 +158,6 @@ def command_run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        args.argv = sys.argv[1:] if argv is None else list(argv)
         if args.command == "bench":
             return bench.command_bench(args)
         if args.command == "experiment":

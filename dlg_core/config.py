@@ -1,5 +1,10 @@
 """One run's settings as a dataclass, shared by the app, the CLI, the benchmark and shareable links.
 
+Each setting is declared once, in its field (``setting(default, help, choices= or low=/high=, group=, label=)``):
+the validation, the CLI's flags (``cli_argument``), the app's settings widgets (``ui/settings.py``), links and the
+experiment's axis flags all read that declaration (``SETTINGS``). The attacks' own declarations (choices, what each
+cannot run, their measured defaults) live in ``attack_registry.py``.
+
 ``AttackConfig`` round-trips through JSON and through URL query parameters; everything a user sends is
 validated here (known keys, right types, sane ranges) and refused with a ``BadInputError`` otherwise.
 Two presets matter: ``TEXTBOOK`` (the DLG/iDLG papers' settings) and ``DEFAULT`` (what the app uses).
@@ -9,16 +14,17 @@ the app's and the CLI's starting point, and a link or a config leaves out only w
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from . import limits
+from . import attack_registry, limits
 from .errors import BadInputError
 
-ATTACK_NAMES = ("dlg", "idlg", "ig", "analytic", "imprint", "layerwise")
 MODEL_NAMES = ("lenet", "cnn", "wide_cnn", "mlp", "resnet")
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 DISTANCE_NAMES = ("l2", "nl2", "cosine")
@@ -29,56 +35,147 @@ PRECISIONS = ("float32", "float64")
 DEVICES = ("auto", "cpu", "cuda")
 
 
+SETTING = "setting"  # the key of a field's declaration in its dataclass metadata
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How a user sets one ``AttackConfig`` field. Its type and default are the field's own; from the rest come
+    the validation (``_validate``), the CLI's ``run --flag`` (``cli_argument``), the experiment's axis flags, the
+    settings widget (``ui/settings.setting_widget``, drawn in ``group``) and, through the field, links and JSON."""
+
+    help: str  # the CLI's --help and the widget's tooltip
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] | None = None  # a callable is read when needed
+    low: float | None = None  # the range, both ends allowed
+    high: float | None = None
+    group: str | None = None  # the settings panel that draws its widget (main, victim, advanced, threat); None: none
+    label: str = ""  # the widget's label
+    step: float = 1  # a number widget's step
+    title: str = ""  # its name in messages, when not the field's
+    flag: bool = True  # a `run --name-with-dashes` option (`defenses` has its own: --defense, repeated)
+
+    def options(self) -> tuple[str, ...] | None:
+        return self.choices() if callable(self.choices) else self.choices
+
+
+def setting(default: Any, help: str, **how: Any) -> Any:
+    """An ``AttackConfig`` field with its declaration (``Setting``)."""
+    return dataclasses.field(default=default, metadata={SETTING: Setting(help, **how)})
+
+
 @dataclass(frozen=True)
 class AttackConfig:
-    attack: str = "idlg"
+    attack: str = setting(
+        "idlg", "The attacker's method (each declared in dlg_core/attack_registry.py). DLG guesses photo and label "
+        "together; iDLG reads the label off the last layer's gradient and rebuilds only the photo; the others say "
+        "what they do and need when chosen.", choices=attack_registry.names, group="main", label="Attack")
     # A victim whose gradient holds more numbers than the photo has pixels (models.py): LeNet's does not at
     # 64 px, where the earlier default attack rebuilt 0 of 6 photos on it. The textbook preset keeps LeNet.
-    model: str = "wide_cnn"
-    size: int = 32
-    classes: int = 2
-    steps: int = 1000
-    seed: int = 0
+    model: str = setting(
+        "wide_cnn", "The victim network: the shared model every client trains; the server sent it, so the attacker "
+        "knows all its weights.", choices=MODEL_NAMES, group="main", label="Victim model")
+    size: int = setting(
+        32, "Square resolution the victim sees, in pixels per side: more pixels are more unknowns for the attacker "
+        "to recover from the same gradient.", low=limits.MIN_SIZE, high=limits.MAX_SIZE, group="main",
+        label="Resolution (pixels per side)")
+    classes: int = setting(
+        2, "Outputs of the victim (2 = cat/dog); the last layer has one gradient row per class.", low=2,
+        high=limits.MAX_CLASSES, group="main", label="Number of classes")
+    steps: int = setting(
+        1000, "Optimisation steps the attacker may take on the one gradient it intercepted (it stops early when it "
+        "has converged).", low=1, high=limits.MAX_STEPS, group="main", label="Attack steps", step=50)
+    seed: int = setting(
+        0, "Draws the victim's starting weights and the attacker's start: the same seed replays the same run.",
+        low=0, high=2**31 - 1, group="main", label="Seed")
     # Scale-free (Geiping et al.): on wide_cnn at 64 px it needed a median of 23 evaluations to 30 dB against
     # 47 for the squared distance (30 of 30 runs each), and with a victim confident on its photo (a small
     # p - y) the squared one had left 3 of 30 runs at 16-22 dB (measured).
-    distance: str = "cosine"
-    lr: float = 1.0
-    init: str = "grey"
-    line_search: str = "strong_wolfe"
-    lbfgs: str = "compact"  # "pytorch": torch.optim.LBFGS as the papers used it; "compact": ours, see attacks/lbfgs.py
-    history_size: int = 300
+    distance: str = setting(
+        "cosine", "How the attacker scores the mismatch between its guess's gradient and the gradient the client "
+        "shared (each attack starts from its own measured choice: DLG the squared L2, which keeps the gradient's "
+        "scale its learnt label needs).", choices=DISTANCE_NAMES, group="main", label="Gradient distance")
+    lr: float = setting(
+        1.0, "Step size of the attacker's L-BFGS optimiser; halved on each restart.", low=1e-6, high=1e3,
+        group="advanced", label="Learning rate", step=0.1)
+    init: str = setting(
+        "grey", "What the attacker's dummy photo looks like before the first step.", choices=INIT_NAMES,
+        group="advanced", label="Attacker's starting image")
+    line_search: str = setting(
+        "strong_wolfe", "'strong_wolfe' checks each step before taking it: steadier, slower.", choices=LINE_SEARCHES,
+        group="advanced", label="Line search", title="line search")
+    lbfgs: str = setting(
+        "compact", "'pytorch' is torch.optim.LBFGS as the papers used it; 'compact' is this project's leaner one "
+        "(attacks/lbfgs.py).", choices=LBFGS_IMPLEMENTATIONS, group="advanced", label="L-BFGS implementation",
+        title="L-BFGS implementation")
+    history_size: int = setting(
+        300, "How many past steps L-BFGS remembers to model the curvature.", low=1, high=1000, group="advanced",
+        label="L-BFGS memory", step=10)
     # L-BFGS iterations per step (PyTorch's default is 20). A step is one animation frame; with the compact
     # L-BFGS's memory carried across steps, 5 per step needs no more evaluations than 20 (measured) and
     # gives the live view 4x as many frames.
-    max_iter: int = 5
-    precision: str = "float32"
-    threads: int = 1
-    device: str = "auto"
-    max_seconds: float = 60.0  # wall-time budget; the run ends with status "timeout" past it
-    redraw_weak_victim: bool = True  # re-draw the victim's weights when its gradient carries no signal
-    activation: str = "sigmoid"  # of the cnn and mlp victims (ReLU nets need Inverting Gradients)
-    trained_steps: int = 0  # 0: a randomly initialised victim; n: trained n steps on the bundled photos
-    fedavg_steps: int = 1  # local SGD steps before sharing; 1 is FedSGD (the gradient itself)
-    fedavg_lr: float = 0.1  # the client's local learning rate when fedavg_steps > 1
-    adam_lr: float = 0.03  # Inverting Gradients: Adam's step on the signed gradient
-    tv_weight: float = 0.01  # Inverting Gradients: weight of the total-variation prior
-    restarts: int = 1  # Inverting Gradients: independent starts sharing the steps, the best kept
-    # L-BFGS attacks: new starts after a stall short of a match, while the step and time budgets last (run.py)
-    fresh_starts: int = 3
+    max_iter: int = setting(
+        5, "Gradient evaluations L-BFGS may spend on one step (PyTorch's max_iter).", low=1, high=100,
+        group="advanced", label="Evaluations per step")
+    precision: str = setting(
+        "float32", "Number format of the attacker's optimisation.", choices=PRECISIONS, group="advanced",
+        label="Precision")
+    threads: int = setting(
+        1, f"Torch threads for this run (the app gives each run {limits.THREADS_PER_RUN} on a shared server, so that "
+        "runs at once do not fight over its cores; one is often fastest for these tiny models anyway).", low=1,
+        high=64, group="advanced", label="CPU threads")
+    device: str = setting("auto", "Where the attack computes: auto takes CUDA when there is one.", choices=DEVICES)
+    max_seconds: float = setting(
+        60.0, "Wall-time budget: the attacker gives up after this much time (the run's status is then timeout).",
+        low=0.1, high=limits.MAX_SECONDS, group="advanced", label="Time budget (seconds)", step=5.0)
+    redraw_weak_victim: bool = setting(
+        True, "A freshly drawn model can be so sure of its answer that its gradient is almost zero; re-draw its "
+        "weights then.", group="advanced", label="Re-draw a victim that leaks nothing")
+    activation: str = setting(
+        "sigmoid", "Of the LeNet, CNN and MLP victims (the ResNet is always ReLU). L-BFGS on the squared distance "
+        "needs a smooth one; on ReLU nets try Inverting Gradients.", choices=ACTIVATIONS, group="victim",
+        label="Activation")
+    trained_steps: int = setting(
+        0, "0: a freshly drawn victim, as in the DLG paper. More: the victim first learns the six bundled photos for "
+        "this many steps (a few seconds).", low=0, high=2000, group="victim",
+        label="Training steps before the attack", step=100)
+    fedavg_steps: int = setting(
+        1, "1 is FedSGD: the client shares its gradient. More: it takes this many SGD steps on its photo and shares "
+        "how far its weights moved; the attacker replays those steps.", low=1, high=50, group="victim",
+        label="FedAvg local steps")
+    fedavg_lr: float = setting(
+        0.1, "The client's SGD step size during its local steps (FedAvg).", low=1e-6, high=10, group="victim",
+        label="FedAvg local learning rate", step=0.05)
+    adam_lr: float = setting(0.03, "Inverting Gradients: Adam's step on the signed gradient.", low=1e-6, high=1)
+    tv_weight: float = setting(0.01, "Inverting Gradients: weight of the total-variation prior.", low=0, high=2)
+    restarts: int = setting(
+        1, "Inverting Gradients: independent starts sharing the steps, the best kept.", low=1, high=16)
+    fresh_starts: int = setting(
+        3, "L-BFGS attacks: new starts after a stall short of a match, while the step and time budgets last "
+        "(run.py).", low=0, high=16)
     # What the client does to its update before sharing (dlg_core/defenses.py): comma-separated specs such as
     # "prune:0.5,fp16", applied in order; "" shares the true update. Stored in canonical form.
-    defenses: str = ""
-    # Clients whose updates the server receives only as their aggregate (secure aggregation, client.py); the
-    # run's photos are dealt among them, photo i to client i mod K.
-    clients: int = 1
+    defenses: str = setting(
+        "", "What the client does to its update before sharing, applied in order: gaussian:SCALE, laplace:SCALE, "
+        "dp:CLIP:MULTIPLIER, prune:FRACTION_REMOVED, fp16, int8, sign, mixup:SHARE, soteria:FRACTION_REMOVED.",
+        flag=False)
+    # The run's photos are dealt among the clients, photo i to client i mod K (client.py).
+    clients: int = setting(
+        1, f"Clients whose updates the server receives only as their sum (secure aggregation). Honest attacks: one "
+        f"photo per client, at most {limits.MAX_BATCH}. The malicious server: the batch is dealt among them.",
+        low=1, high=limits.MAX_CLIENTS, group="threat", label="Clients (secure aggregation)")
     # The threat model (the Attack lab's card): does the attacker know the labels (a server that also sees them,
     # as Inverting Gradients assumes), and does the victim's BatchNorm use its batch's statistics (train mode),
     # which the attacker never sees (only the model as it sent it)?
-    labels_known: bool = False
-    batchnorm_train: bool = False
-    # The attacker knows the defence the protocol prescribes (``defenses``) and adapts to it (attacks/adaptive.py).
-    adaptive: bool = False
+    labels_known: bool = setting(
+        False, "Off (the default): DLG learns the label, iDLG and Inverting Gradients read it off the last layer's "
+        "gradient. On: the server is told the labels (Inverting Gradients' assumption).", group="threat",
+        label="Labels known to the attacker")
+    batchnorm_train: bool = setting(
+        False, "ResNet only: the client normalises by its batch's statistics, which the attacker never sees; it only "
+        "has the model as it sent it.", group="threat", label="BatchNorm in training mode")
+    adaptive: bool = setting(
+        False, "The attacker knows the defence the protocol prescribes and adapts to it (masks pruned entries, "
+        "matches signs, weighs by the noise scale, unmixes MixUp: attacks/adaptive.py).")
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -209,55 +306,33 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
 
 
 def _validate(c: AttackConfig) -> None:
-    _check_choice("attack", c.attack, ATTACK_NAMES)
-    _check_choice("model", c.model, MODEL_NAMES)
-    _check_choice("distance", c.distance, DISTANCE_NAMES)
-    _check_choice("init", c.init, INIT_NAMES)
-    _check_choice("line search", c.line_search, LINE_SEARCHES)
-    _check_choice("precision", c.precision, PRECISIONS)
-    _check_choice("L-BFGS implementation", c.lbfgs, LBFGS_IMPLEMENTATIONS)
-    _check_choice("device", c.device, DEVICES)
-    _check_range("size", c.size, limits.MIN_SIZE, limits.MAX_SIZE)
-    _check_range("classes", c.classes, 2, limits.MAX_CLASSES)
-    _check_range("steps", c.steps, 1, limits.MAX_STEPS)
-    _check_range("seed", c.seed, 0, 2**31 - 1)
-    _check_range("lr", c.lr, 1e-6, 1e3)
-    _check_range("history_size", c.history_size, 1, 1000)
-    _check_range("max_iter", c.max_iter, 1, 100)
-    _check_range("threads", c.threads, 1, 64)
-    _check_range("max_seconds", c.max_seconds, 0.1, limits.MAX_SECONDS)
-    _check_choice("activation", c.activation, ACTIVATIONS)
-    _check_range("trained_steps", c.trained_steps, 0, 2000)
-    _check_range("fedavg_steps", c.fedavg_steps, 1, 50)
-    _check_range("fedavg_lr", c.fedavg_lr, 1e-6, 10)
-    _check_range("adam_lr", c.adam_lr, 1e-6, 1)
-    _check_range("tv_weight", c.tv_weight, 0, 2)
-    _check_range("restarts", c.restarts, 1, 16)
-    _check_range("fresh_starts", c.fresh_starts, 0, 16)
-    _check_range("clients", c.clients, 1, limits.MAX_CLIENTS)
+    """Each setting against its declaration, then what the attack cannot run (attack_registry.py)."""
+    for name, declared in SETTINGS.items():
+        value = getattr(c, name)
+        if declared.choices is not None:
+            _check_choice(declared.title or name, value, declared.options())
+        elif declared.low is not None:
+            _check_range(declared.title or name, value, declared.low, declared.high)
     if not isinstance(c.defenses, str):
         raise BadInputError("Setting 'defenses' must be text such as \"prune:0.5,fp16\" (or \"\" for none).")
-    if c.attack == "analytic" and c.model != "mlp":
-        raise BadInputError("The closed-form attack needs a victim whose first layer is fully connected: "
-                            "choose the mlp model.")
-    if c.attack == "layerwise":
-        _check_layerwise(c)
+    refusal = attack_registry.get(c.attack).refusal(c)
+    if refusal:
+        raise BadInputError(refusal)
 
 
-def _check_layerwise(c: AttackConfig) -> None:
-    """What the layer-by-layer attack cannot undo (the reasons: attacks/layerwise.py's docstring)."""
-    if c.model == "resnet":
-        raise BadInputError("The layer-by-layer attack does not apply to the ResNet: its ReLUs lose every negative "
-                            "pre-activation and its BatchNorm and skip connections mix layers; use ig there.")
-    if c.activation == "relu" and c.model != "mlp":
-        raise BadInputError("The layer-by-layer attack needs activations it can undo (sigmoid or tanh): a ReLU "
-                            "loses every negative pre-activation.")
-    if c.fedavg_steps > 1:
-        raise BadInputError("The layer-by-layer attack reads one gradient (FedSGD): FedAvg's local steps add "
-                            "gradients taken at different weights.")
-    if c.clients > 1:
-        raise BadInputError("The layer-by-layer attack rebuilds one photo: an aggregate of several clients' updates "
-                            "gives the fully-connected layer a mixture of their photos' features.")
+# Every setting's declaration, in the order of the fields.
+SETTINGS: dict[str, Setting] = {f.name: f.metadata[SETTING] for f in fields(AttackConfig)}
+
+
+def cli_argument(name: str, **changes: Any) -> dict[str, Any]:
+    """``add_argument``'s options for a setting (its type, choices, help with its range): the run command's flags
+    and the experiment's axes."""
+    declared, kind = SETTINGS[name], str(AttackConfig.__dataclass_fields__[name].type)
+    if kind == "bool":
+        return {"action": argparse.BooleanOptionalAction, "help": declared.help, **changes}
+    span = f" Range: {_show(declared.low)} to {_show(declared.high)}." if declared.low is not None else ""
+    return {"type": {"int": int, "float": float}.get(kind, str), "choices": declared.options(),
+            "help": declared.help + span, **changes}
 
 
 # The DLG and iDLG papers' settings (benchmark baseline): N(0,1) start, L-BFGS lr 1 with PyTorch's defaults.
@@ -269,12 +344,10 @@ TEXTBOOK = AttackConfig(attack="dlg", model="lenet", classes=100, steps=300, dis
 DEFAULT = AttackConfig()
 
 # Defaults that depend on the attack or the victim, each measured; (attack, model, changes), None matching any,
-# later lines winning. An attack added later puts its own line here (e.g. its distance or step budget).
-TUNED: tuple[tuple[str | None, str | None, dict[str, Any]], ...] = (
-    # DLG learns the label along with the photo, and the label is pinned partly by the gradient's scale, which
-    # the cosine distance ignores (measured: MEASURED_DLG).
-    ("dlg", None, {"distance": "l2"}),
-)
+# later lines winning. An attack's own lines are declared with it (``AttackSpec.tuned`` in attack_registry.py);
+# a victim's go here.
+TUNED: tuple[tuple[str | None, str | None, dict[str, Any]], ...] = tuple(
+    (spec.name, model, changes) for spec in attack_registry.specs() for model, changes in spec.tuned)
 TUNED_FIELDS = tuple(dict.fromkeys(name for _, _, changes in TUNED for name in changes))
 
 

@@ -11,14 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .defenses import Defense
-from .metrics import SUCCESS_PSNR
+from .metrics import PSNR_CAP, SUCCESS_PSNR
 
 RECOGNISABLE_SSIM = 0.5  # a reconstruction this structurally similar still shows the photo to the eye
 
 
 def db_text(psnr: float) -> str:
-    """A PSNR for people: an exact copy has an infinite one, and anything past 99 dB is one to the eye."""
-    return "over 99 dB" if psnr > 99 else f"{psnr:.1f} dB"
+    """A PSNR for people: an exact copy has an infinite one, and anything past the cap (99 dB) is one to the eye."""
+    return f"over {PSNR_CAP:.0f} dB" if psnr > PSNR_CAP else f"{psnr:.1f} dB"
 
 
 @dataclass(frozen=True)

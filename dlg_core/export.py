@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ import torch
 from PIL import Image
 
 from .config import AttackConfig
+from .csv_cells import cell
 from .images import tensor_to_numpy
 
 # The CSV's columns, in order: every scalar a Snapshot carries (its image and probabilities are left out).
@@ -63,12 +63,12 @@ def frames_to_gif(frames: Sequence[torch.Tensor | np.ndarray], ms_per_frame: int
     return buffer.getvalue()
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, (tuple, list)):  # a batch's label guesses: "0 1 1"
-        return " ".join(str(v) for v in value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return "inf" if value > 0 else ("-inf" if value < 0 else "nan")
-    return value
+def _cell(name: str, value: Any) -> Any:
+    """``csv_cells``' convention (a batch's label guesses: [0, 1, 1]); one photo's label is a number, as in the
+    run's JSON."""
+    if name == "label_guess" and isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    return cell(value)
 
 
 def history_to_csv(rows: Iterable[Any]) -> str:
@@ -91,7 +91,7 @@ def history_to_csv(rows: Iterable[Any]) -> str:
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for record in records:
-        writer.writerow({k: _cell(record.get(k, "")) for k in columns})
+        writer.writerow({k: _cell(k, record.get(k, "")) for k in columns})
     return out.getvalue()
 
 

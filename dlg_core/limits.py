@@ -22,16 +22,20 @@ MAX_CONFIG_BYTES = 16 * 1024  # a config JSON, and a link's query string
 
 
 def max_batch(attack: str) -> int:
-    """Photos in one run for this attack: the imprint attack takes a larger batch than the others."""
-    return MAX_IMPRINT_BATCH if attack == "imprint" else MAX_BATCH
+    """Photos in one run for this attack (declared with it: the imprint attack takes a larger batch)."""
+    from .attack_registry import get  # lazily: the registry reads this module's limits
+
+    return get(attack).max_batch
 
 
 def batch_problem(attack: str, photos: int) -> str | None:
     """Why a run of ``attack`` cannot take this many photos, in one line (None if it can)."""
-    most = max_batch(attack)
+    from .attack_registry import largest_batch
+
+    most, largest = max_batch(attack), largest_batch()
     if 1 <= photos <= most:
         return None
-    extra = f" (the imprint attack takes up to {MAX_IMPRINT_BATCH})" if most < MAX_IMPRINT_BATCH else ""
+    extra = f" (the {largest.name} attack takes up to {largest.max_batch})" if most < largest.max_batch else ""
     return f"A run of {attack} attacks 1 to {most} photos at once, not {photos}{extra}."
 
 

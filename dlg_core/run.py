@@ -24,11 +24,12 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from . import limits, metrics
-from .attacks import ATTACKS, SERVER_MODELS, AttackerKnowledge, AttackSettings, Progress
+from . import attack_registry, limits, metrics
+from .attacks import ATTACKS, AttackerKnowledge, AttackSettings, Progress, server_model
 from .client import ClientReport, client_photos, federated_round
 from .config import AttackConfig
 from .defenses import client_seed, client_update, parse_defenses
@@ -37,7 +38,7 @@ from .errors import BadInputError
 from .images import public_pool
 from .matching import matched_metrics
 from .models import build_model
-from .training import train_victim
+from .training import photos_in_training_set, train_victim
 
 MAX_RESTARTS = 3
 MAX_VICTIM_REDRAWS = 20
@@ -46,7 +47,6 @@ EXPLODED = 1e6  # a distance this many times the first one means the optimiser h
 # then vanishes and L-BFGS "converges" on a meaningless picture, so we call that a divergence too.
 OUT_OF_BOX = 100.0
 STALL_STEPS = 5  # L-BFGS steps in a row that needed at most one evaluation: the optimiser has ended
-LBFGS_ATTACKS = ("dlg", "idlg")  # the attacks whose optimiser can end by itself (Adam runs all its steps)
 # When L-BFGS ends, the attacker (who never sees the photo) tells a match from a stall by the gradient
 # distance alone: a match takes it this far below where the run started. Measured on the tune photos: LeNet
 # runs that ran to L-BFGS's end (at float32's floor) ended 1e-8 to 3e-8 of their start, at 40 dB and more;
@@ -57,6 +57,7 @@ MATCH_RATIO = 1e-6
 # same minimum (measured, tune photos); later starts are therefore uniform noise (as Inverting Gradients').
 FRESH_INIT = "uniform"
 FRESH_SEED_STRIDE = 7919
+ATTACKER_STREAM = 1  # the attacker's spawn key under the run's seed (numpy SeedSequence)
 _thread_cap: int | None = None  # set by cap_threads(): no run in this process may use more torch threads
 
 
@@ -253,6 +254,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def attacker_seed(seed: int) -> int:
+    """The attacker's own seed: a separate SeedSequence spawn of the run's seed, so that a run replays while the
+    attacker holds nothing the client's randomness is drawn from (that comes from ``defenses.client_seed``: the
+    client's photos and the run's seed, which the spawn's hash does not give back)."""
+    return int(np.random.SeedSequence(seed, spawn_key=(ATTACKER_STREAM,)).generate_state(1)[0])
+
+
+TRAINED_ON_PHOTO = ("The victim was trained on the attacked photo itself (every bundled photo is in this batch, and "
+                    "they are its whole training set): a real attacker rarely gets a victim that has seen the very "
+                    "photo it attacks.")
+
+
 @dataclass
 class Victim:
     """The client's side: the model it trains and the update it shares (the demo also keeps the truth)."""
@@ -260,6 +273,13 @@ class Victim:
     model: torch.nn.Module
     report: ClientReport
     seed: int
+    trained_on_photo: bool = False  # a trained victim that had the attacked photo in its training set
+
+    @property
+    def warning(self) -> str | None:
+        """What the pages and the CLI warn of: a weak update, a victim trained on the attacked photo."""
+        return " ".join(w for w in (self.report.warning, TRAINED_ON_PHOTO if self.trained_on_photo else None)
+                        if w) or None
 
 
 def prepare_victim(config: AttackConfig, images: torch.Tensor, labels: tuple[int, ...],
@@ -285,11 +305,12 @@ def prepare_victim(config: AttackConfig, images: torch.Tensor, labels: tuple[int
     for attempt in range(tries):
         seed = config.seed + attempt * 1_000_003  # far from the seeds a user steps through by hand
         model = build_model(config.model, config.size, config.classes, seed, config.activation)
-        if config.trained_steps:
-            model = train_victim(model, config.trained_steps, seed, config.size)
+        if config.trained_steps:  # on the bundled photos less the attacked ones (training.py)
+            model = train_victim(model, config.trained_steps, seed, config.size, attacked=images)
         model = model.to(device)
-        if config.attack in SERVER_MODELS:  # a malicious server sends its own model instead
-            model = SERVER_MODELS[config.attack](model, tuple(images.shape), seed)
+        malicious = server_model(config.attack)
+        if malicious is not None:  # a malicious server sends its own model instead
+            model = malicious(model, tuple(images.shape), seed)
         sent = model
         if config.batchnorm_train:  # the client normalises by its batch's statistics and updates its running
             sent = copy.deepcopy(model).train()  # ones; the server keeps the model as it sent it, in the same mode
@@ -298,7 +319,8 @@ def prepare_victim(config: AttackConfig, images: torch.Tensor, labels: tuple[int
                                  defend if specs else None)
         if not report.weak:
             break
-    return Victim(sent, report, seed)
+    trained_on_photo = bool(config.trained_steps) and photos_in_training_set(images, config.size)
+    return Victim(sent, report, seed, trained_on_photo)
 
 
 class AttackRun:
@@ -340,10 +362,11 @@ class AttackRun:
         self.stop_event.set()
 
     def knowledge(self) -> AttackerKnowledge:
-        """Everything the attacker gets. Note what is absent: the images and the labels."""
+        """Everything the attacker gets. Note what is absent: the images and the labels. The model and the update
+        are the attacker's own copies (an attack may cast them; the client's, or another attack's, stay as sent)."""
         return AttackerKnowledge(
-            model=self.victim.model,
-            shared_update=self.victim.report.update,
+            model=copy.deepcopy(self.victim.model),
+            shared_update=copy.deepcopy(self.victim.report.update),
             input_shape=tuple(self.images.shape),
             num_classes=self.config.classes,
             defenses=self.config.defenses,  # the protocol's prescribed defence, which a server knows; not its noise
@@ -358,7 +381,7 @@ class AttackRun:
         c = self.config
         return AttackSettings(
             steps=steps, lr=lr, distance=c.distance, init=FRESH_INIT if fresh else c.init,
-            seed=c.seed + FRESH_SEED_STRIDE * fresh, max_iter=c.max_iter,
+            seed=attacker_seed(c.seed) + FRESH_SEED_STRIDE * fresh, max_iter=c.max_iter,
             history_size=c.history_size, line_search=None if c.line_search == "none" else c.line_search,
             lbfgs=c.lbfgs, adam_lr=lr * c.adam_lr / c.lr, tv_weight=c.tv_weight, restarts=c.restarts,
             adaptive=c.adaptive,
@@ -398,7 +421,7 @@ class AttackRun:
     def __iter__(self) -> Iterator[Snapshot]:
         c = self.config
         use_threads(c.threads)
-        torch.manual_seed(c.seed)
+        torch.manual_seed(attacker_seed(c.seed))  # from here on only the attacker draws
         tally = _Tally(started=time.perf_counter(), lr=c.lr)
         settings = self._settings(c.steps, c.lr, None)
         while settings is not None:
@@ -414,6 +437,7 @@ class AttackRun:
         c = self.config
         base_steps, base_evals, resumed = tally.steps, tally.evals, tally.restarts > 0
         quiet, leg_first = 0, None
+        lbfgs = attack_registry.get(c.attack).optimiser == "lbfgs"  # it can end by itself (Adam runs all its steps)
         for progress in ATTACKS[c.attack](self.knowledge(), settings):
             step, evals = base_steps + progress.step, base_evals + progress.evals
             distance = progress.gradient_distance
@@ -423,7 +447,7 @@ class AttackRun:
             if _diverged(progress, tally.first_distance):
                 return "diverged"
             # L-BFGS needing at most one evaluation a step has ended (Adam always needs one)
-            quiet = quiet + 1 if c.attack in LBFGS_ATTACKS and progress.step > 0 and evals - tally.evals <= 1 else 0
+            quiet = quiet + 1 if lbfgs and progress.step > 0 and evals - tally.evals <= 1 else 0
             tally.steps, tally.evals = step, evals
             tally.keep_best(progress)
             if progress.step == 0 and resumed:
@@ -512,7 +536,7 @@ class AttackRun:
             evals=tally.evals, seconds=time.perf_counter() - tally.started, seconds_to_30db=tally.hit_seconds,
             evals_to_30db=tally.hit_evals, label_true=self.labels, final=final, victim_seed=self.victim.seed,
             gradient_norm=report.update.norm, gradient_numel=report.update.numel, restarts=tally.restarts,
-            warning=report.warning,
+            warning=self.victim.warning,
         )
         result.diagnosis = diagnose(result, report, outcome=tally.outcome, fresh_starts=tally.fresh_starts)
         return result

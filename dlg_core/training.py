@@ -22,7 +22,9 @@ but differently, and that is what a student should see side by side:
 
 Here the training set is tiny (six photos, cat 0 / dog 1), so the net memorises it within a few hundred
 steps; random flips and crops keep it from memorising pixels alone. Everything is seeded and runs on one
-CPU thread in a few seconds.
+CPU thread in a few seconds. The photos an attack targets are left out of the set (``training_set``): a real
+victim is attacked on a photo of its next round, not on one it has learnt; only when the batch holds every
+bundled photo is there nothing else to train on, and the run then warns that the victim saw the photo.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .images import SAMPLES, load_sample
+from .metrics import SUCCESS_PSNR, psnr_from_mse
 
 TRAIN_LR = 1e-3  # Adam's usual step: robust across the sigmoid LeNet, the ReLU nets and the ResNet
 
@@ -45,6 +48,30 @@ def bundled_photos(size: int) -> tuple[torch.Tensor, torch.Tensor]:
     photos = torch.cat([load_sample(s.name, size) for s in SAMPLES])
     labels = torch.tensor([s.label for s in SAMPLES])
     return photos, labels
+
+
+def _attacked(photos: torch.Tensor, attacked: torch.Tensor) -> torch.Tensor:
+    """Which training photos are one of the attacked ones: within SUCCESS_PSNR of it (the same photo, however it
+    was loaded and resized; two different photos are 10-20 dB apart)."""
+    attacked = attacked.detach().float().cpu()
+    closest = [float(((attacked - photo) ** 2).flatten(1).mean(dim=1).min()) for photo in photos]  # lowest MSE
+    return torch.tensor([psnr_from_mse(mse) >= SUCCESS_PSNR for mse in closest], dtype=torch.bool)
+
+
+def training_set(size: int, attacked: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bundled photos and labels, less the ``attacked`` ones (B x 3 x size x size); all of them when that
+    would leave none (``photos_in_training_set`` then says so)."""
+    photos, labels = bundled_photos(size)
+    if attacked is None or attacked.shape[-2:] != photos.shape[-2:]:
+        return photos, labels
+    keep = ~_attacked(photos, attacked)
+    return (photos[keep], labels[keep]) if keep.any() else (photos, labels)
+
+
+def photos_in_training_set(attacked: torch.Tensor, size: int) -> bool:
+    """Whether a victim trained for these attacked photos has one of them in its training set."""
+    photos, _ = training_set(size, attacked)
+    return bool(_attacked(photos, attacked).any())
 
 
 def augment(photos: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -62,13 +89,15 @@ def augment(photos: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return out
 
 
-def train_victim(model: nn.Module, steps: int = 300, seed: int = 0, size: int = 32) -> nn.Module:
+def train_victim(model: nn.Module, steps: int = 300, seed: int = 0, size: int = 32,
+                 attacked: torch.Tensor | None = None) -> nn.Module:
     """A trained copy of ``model`` (the given one is left as it was), in eval mode.
 
-    Adam on the cross-entropy of all six augmented photos at every step. The photos' labels are 0 and 1, so
-    a victim with more classes learns to put its mass on those two.
+    Adam on the cross-entropy of the augmented training photos (``training_set``: the bundled ones less the
+    ``attacked`` ones) at every step. The photos' labels are 0 and 1, so a victim with more classes learns to
+    put its mass on those two.
     """
-    photos, labels = bundled_photos(size)
+    photos, labels = training_set(size, attacked)
     trained = copy.deepcopy(model).train()
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(trained.parameters(), lr=TRAIN_LR)

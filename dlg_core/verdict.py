@@ -19,7 +19,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import AttackConfig
+from . import attack_registry
+from .config import DEFAULT, AttackConfig
 from .metrics import SUCCESS_PSNR
 
 SAME_SSIM = 0.85
@@ -67,8 +68,14 @@ ADVICE = (
     ("distance", "cosine", "the cosine distance: half the evaluations of the squared one on the wide CNN, "
                            "and no stalls"),
     ("init", "grey", "the mid-grey start: about 5x fewer evaluations than random noise"),
-    ("attack", "idlg", "iDLG: the label is read off the gradient instead of guessed with the photo"),
+    ("attack", DEFAULT.attack, f"{attack_registry.get(DEFAULT.attack).short}: the label is read off the gradient "
+                               "instead of guessed with the photo"),
 )
+
+
+def _learns_label(config: AttackConfig) -> bool:
+    """The attack guesses the label with the photo (DLG): reading it off the gradient instead helps."""
+    return attack_registry.get(config.attack).label_source == "learnt"
 
 
 def advice(config: AttackConfig, grade_name: str, status: str) -> list[str]:
@@ -81,7 +88,7 @@ def advice(config: AttackConfig, grade_name: str, status: str) -> list[str]:
     elif status == "stopped":
         tips.append("let it run to its end: it was stopped")
     for name, better, why in ADVICE:
-        if getattr(config, name) != better and not (name == "attack" and config.attack == "ig"):
+        if getattr(config, name) != better and not (name == "attack" and not _learns_label(config)):
             tips.append(why)
     return tips
 
@@ -114,7 +121,7 @@ def check_setting(config: AttackConfig, photos: int = 1) -> SettingCheck:
     if equations < unknowns:
         warning = (f"Fewer shared numbers ({equations:,}) than pixel values to recover ({unknowns:,}): "
                    "the gradient cannot pin every pixel down, expect a blurred or noisy picture.")
-    elif config.model == "lenet" and config.size >= 64 and config.attack in ("dlg", "idlg"):
+    elif config.model == "lenet" and config.size >= 64 and attack_registry.get(config.attack).optimiser == "lbfgs":
         warning = ("LeNet from 64 px is known to fail: its convolutions' gradients do not grow with the photo, and "
                    "its last layer sees a quarter as many numbers as the photo has pixel values; the attack rebuilt "
                    "0 of 6 photos here (measured). The wide CNN victim leaks them.")

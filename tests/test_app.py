@@ -168,7 +168,7 @@ def test_an_interrupted_run_keeps_what_it_reached(app_test):
 
 def test_a_run_waits_for_a_free_slot_and_gives_it_back(app_test):
     """dlg_core.slots: at most one attack per core per server; a run queues until a slot is free."""
-    from ui.attack_view import run_slots
+    from ui.run_engine import run_slots
 
     slots = run_slots()  # the same process-wide instance the app uses (st.cache_resource)
     at = app_test().run()

@@ -9,7 +9,7 @@ import json
 from dlg_core.images import load_sample, sample
 from dlg_core.metrics import SUCCESS_PSNR
 from dlg_core.run import AttackRun
-from ui.compare_view import DEFAULT_ATTACKS, DEFAULT_STEPS, PHONE_COLUMNS, SHORT_NAMES, chart_words
+from ui.compare_view import DEFAULT_ATTACKS, DEFAULT_STEPS, PHONE_COLUMNS, chart_words, short_name
 
 PAGE = "app_pages/compare.py"
 PSNR_TITLE = "PSNR of each attack"
@@ -79,9 +79,9 @@ def test_a_tiny_comparison_draws_one_line_and_one_row_per_attack(app_test):
 
     comparison = at.session_state["comparison"]
     assert not comparison.running and list(comparison.histories) == attacks
-    assert psnr_traces(at) == [SHORT_NAMES[a] for a in attacks]
+    assert psnr_traces(at) == [short_name(a) for a in attacks]
     table = at.dataframe[0].value
-    assert list(table["Attack"]) == [SHORT_NAMES[a] for a in attacks]
+    assert list(table["Attack"]) == [short_name(a) for a in attacks]
     assert set(table["Status"]) <= {"Finished", "Out of time"}
     assert table["PSNR (dB)"].notna().all() and (table["Evaluations"] >= 1).all()
     for attack, history in comparison.histories.items():
@@ -107,11 +107,11 @@ def test_a_tiny_comparison_draws_one_line_and_one_row_per_attack(app_test):
     alts = [i.alt for img in at.image for i in img.proto.imgs]
     for attack, history in comparison.histories.items():
         psnr = f"PSNR {history.frames[-1].psnr:.1f} dB"
-        assert any(a.startswith(f"{SHORT_NAMES[attack]}: ") and psnr in a for a in alts)
+        assert any(a.startswith(f"{short_name(attack)}: ") and psnr in a for a in alts)
     # The charts in words, from the results: each attack's final PSNR.
     (words,) = [c.value for c in at.caption if c.value.startswith("In words:")]
     for attack, history in comparison.histories.items():
-        name = SHORT_NAMES[attack]
+        name = short_name(attack)
         possessive = name + ("'" if name.endswith("s") else "'s")
         assert f"{possessive} PSNR went from" in words and f"to {history.rows[-1]['psnr']:.1f} dB" in words
 

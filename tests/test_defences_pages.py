@@ -9,7 +9,7 @@ import pytest
 
 from dlg_core import defenses as dfn
 from dlg_core.defence_verdict import Outcome, db_text, verdict
-from dlg_core.metrics import SUCCESS_PSNR
+from dlg_core.metrics import PSNR_CAP, SUCCESS_PSNR
 
 DEFENCES = "app_pages/defences.py"
 
@@ -89,10 +89,10 @@ def test_tiny_pruning_comparison_gives_tiles_charts_verdict_and_table(app_test):
     naive = [comparison.reference, *comparison.defended]
     psnr_trace = next(t for t in privacy_fig["data"] if t["name"].startswith("PSNR (dB)"))
     assert psnr_trace["x"] == ["none", "1%", "90%"]
-    assert psnr_trace["y"] == pytest.approx([min(lane.psnr, 99.0) for lane in naive])
+    assert psnr_trace["y"] == pytest.approx([min(lane.psnr, PSNR_CAP) for lane in naive])
     known = next(t for t in privacy_fig["data"] if t["name"].startswith("PSNR, attacker who knows"))
     assert known["y"][0] is None and known["y"][1:] == pytest.approx(
-        [min(comparison.adaptive_lane(lane).psnr, 99.0) for lane in comparison.defended])
+        [min(comparison.adaptive_lane(lane).psnr, PSNR_CAP) for lane in comparison.defended])
     accuracy = next(t for t in cost_fig["data"] if t["name"].startswith("federated model"))
     assert accuracy["y"] == pytest.approx([comparison.accuracy(lane) for lane in naive])
     # The sentence under the charts is computed from these results.
@@ -298,7 +298,7 @@ def test_tiny_preset_run_gives_table_charts_and_csv(app_test, tiny_preset):
     # The CSV is the command line's: its columns, one row per run.
     button = at.get("download_button")[0]
     assert button.proto.label == "Every run (CSV)"
-    from ui.experiments_view import rows_to_csv
+    from dlg_core.experiment import rows_to_csv
 
     rows = csv_rows(rows_to_csv(run.rows))
     assert len(rows) == 4 and list(rows[0]) == list(experiment.COLUMNS)

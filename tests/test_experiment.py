@@ -71,7 +71,7 @@ def test_keys_are_unique_and_change_with_any_setting():
     assert Job(**vars(job)).key == job.key
     assert Job(**(vars(job) | {"steps": job.steps + 1})).key != job.key
     assert Job(**(vars(job) | {"distance": "cosine"})).key != job.key  # the run's whole config counts
-    assert experiment._KEY_END.search(job.key)
+    assert experiment.store._KEY_END.search(job.key)
 
 
 def test_a_row_holds_the_run_json_scalars_and_the_learning_cost():

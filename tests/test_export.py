@@ -58,7 +58,7 @@ def test_csv_from_snapshots_of_a_real_run():
 def test_csv_from_rows_keeps_extra_columns_and_writes_infinity():
     text = history_to_csv([{"step": 1, "psnr": math.inf, "mse": 0.0, "label_guess": (0, 1), "label_probability": 0.7}])
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert rows[0]["psnr"] == "inf" and rows[0]["label_guess"] == "0 1" and rows[0]["label_probability"] == "0.7"
+    assert rows[0]["psnr"] == "inf" and rows[0]["label_guess"] == "[0, 1]" and rows[0]["label_probability"] == "0.7"
     assert rows[0]["ssim"] == ""
     assert history_to_csv([]).strip() == ",".join(HISTORY_COLUMNS)
     with pytest.raises(TypeError):

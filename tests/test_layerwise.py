@@ -86,9 +86,10 @@ def test_what_it_cannot_undo_is_refused_with_the_reason(changes, words):
         AttackConfig(attack="layerwise", **changes)
 
 
-def test_a_batch_is_refused_at_once_with_what_it_would_give():
+def test_a_batch_with_too_few_classes_is_refused_at_once_with_what_it_needs():
+    # A batch is the batch walk's (tests/test_batch_rows.py): 2 classes span one photo's features, not two.
     photos = torch.cat([load_sample("cat_chelsea", 16), load_sample("dog_pekingese", 16)])
-    with pytest.raises(BadInputError, match="mixture"):
+    with pytest.raises(BadInputError, match="pick at least 3 classes"):
         ATTACKS["layerwise"](knowledge_of(build_model("wide_cnn", 16), photos, [0, 1]), AttackSettings())
 
 

@@ -456,8 +456,8 @@ def test_the_app_caches_only_bundled_samples():
             if isinstance(node, ast.FunctionDef) and any("cache_" in ast.unparse(d) for d in node.decorator_list):
                 cached[f"{path.relative_to(ROOT).as_posix()}:{node.name}"] = [a.arg for a in node.args.args]
     assert cached == {
-        "ui/attack_view.py:warm_up": [],
-        "ui/attack_view.py:run_slots": [],
+        "ui/run_engine.py:warm_up": [],
+        "ui/run_engine.py:run_slots": [],
         "ui/host.py:set_up_process": [],
         "ui/privacy.py:session_janitor": [],
         "ui/photo.py:sample_image": ["name"],  # a bundled sample's name, checked against the catalogue

@@ -4,13 +4,13 @@ No timed asserts here: speed is measured by ``python -m dlg_core bench``; these 
 does what it claims and that the default still rebuilds photos.
 """
 
+import pytest
 import torch
 
 from dlg_core import bench
 from dlg_core.attacks import lbfgs as lbfgs_module
-from dlg_core.attacks.base import gradient_distance
+from dlg_core.attacks.distance import distance_by_layer, gradient_distance
 from dlg_core.attacks.lbfgs import CompactLBFGS
-from dlg_core.attacks.lbfgs_matching import matching_distance
 from dlg_core.config import DEFAULT
 from dlg_core.images import load_sample
 from dlg_core.models import build_model
@@ -34,17 +34,30 @@ def test_the_default_victim_is_the_wide_cnn_with_the_cosine_distance():
     assert DEFAULT.model == "wide_cnn" and DEFAULT.attack == "idlg" and DEFAULT.distance == "cosine"
 
 
-def test_the_matching_cosine_distance_resolves_what_float32_cannot():
+def test_the_cosine_distance_resolves_what_float32_cannot():
     generator = torch.Generator().manual_seed(0)
     target = torch.randn(50_000, generator=generator)
     candidate = 2 * target + 1e-4 * torch.randn(50_000, generator=generator)  # ~1e-9 from a match
     exact = float(gradient_distance([candidate.double()], [target.double()], "cosine"))
-    assert 1e-10 < exact < 1e-8
-    stable = float(matching_distance([candidate], [target], "cosine"))
+    c64, t64 = candidate.double(), target.double()
+    textbook = 1 - float(torch.dot(c64, t64) / (c64.norm() * t64.norm()))
+    assert 1e-10 < exact < 1e-8 and abs(exact - textbook) < 0.01 * exact
+    stable = float(gradient_distance([candidate], [target], "cosine"))
     assert abs(stable - exact) < 0.01 * exact
-    cancelling = float(gradient_distance([candidate], [target], "cosine"))  # 1 - cos in float32
+    cancelling = 1 - float(torch.dot(candidate, target) / (candidate.norm() * target.norm()))  # 1 - cos in float32
     assert abs(cancelling - exact) > 0.1 * exact
-    assert torch.equal(matching_distance([candidate], [target], "l2"), gradient_distance([candidate], [target], "l2"))
+
+
+def test_the_layer_by_layer_distance_is_the_same_number_for_every_kind():
+    generator = torch.Generator().manual_seed(1)
+    target = [torch.randn(shape, generator=generator) for shape in ((8, 3, 3, 3), (8,), (10, 200), (10,))]
+    candidate = [1.5 * t + 1e-3 * torch.randn(t.shape, generator=generator) for t in target]
+    for kind in ("l2", "nl2", "cosine"):
+        whole = float(gradient_distance(candidate, target, kind))
+        assert distance_by_layer(candidate, target, kind) == pytest.approx(whole, rel=1e-4), kind
+    assert float(gradient_distance(target, target, "cosine")) == 0.0
+    with pytest.raises(ValueError, match="unknown gradient distance"):
+        gradient_distance(candidate, target, "l1")
 
 
 def test_default_rebuilds_photos_at_32_and_64px():

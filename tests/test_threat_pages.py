@@ -3,7 +3,7 @@ live on the Attack lab, the card's switches reaching the run, several clients, a
 
 from __future__ import annotations
 
-from ui.compare_view import SHORT_NAMES
+from ui.compare_view import short_name
 
 COMPARE = "app_pages/compare.py"
 
@@ -78,7 +78,7 @@ def test_compare_offers_the_malicious_server(app_test):
     honest, malicious = comparison.histories["idlg"], comparison.histories["imprint"]
     assert honest.gradient_numel < malicious.gradient_numel  # each got its own server's model
     assert malicious.rows[-1]["psnr"] >= 50 and honest.rows[-1]["psnr"] < 50
-    assert list(at.dataframe[0].value["Attack"]) == [SHORT_NAMES["idlg"], SHORT_NAMES["imprint"]]
+    assert list(at.dataframe[0].value["Attack"]) == [short_name("idlg"), short_name("imprint")]
 
 
 def test_a_link_replays_the_malicious_servers_batch(app_test):

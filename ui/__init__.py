@@ -6,7 +6,9 @@
 - ``ui.settings``: the attack's settings, with defaults from ``dlg_core.config.DEFAULT``
 - ``ui.link``: shareable links (a run's settings and a bundled sample's name in the URL)
 - ``ui.charts``: the plotly figures
-- ``ui.attack_view``: Run/Stop, the setting check, the live run, the verdict, charts, downloads and the share link
+- ``ui.run_engine``: every page's live run: Run/Stop, the queue, check-ins, an interrupted run kept, paced redraws
+- ``ui.attack_view``: the setting check, the live attack, the verdict, charts, downloads and the share link
+- ``ui.compare_view``, ``ui.defences_view``, ``ui.experiments_view``: what the other pages show, live and after
 - ``ui.stage``: the stage: the photo beside the reconstruction, paced from the starting image, then played in
   the browser (``stage_player.js``)
 - ``ui.classroom``: "Show to class": a QR code and a link with an address students can reach

@@ -1,154 +1,34 @@
 """Run, watch, replay: the live attack view, its charts, the run's summary, the downloads and the share link.
 
-The attack runs inside the page's own script run, no threads: each snapshot is appended to the RunHistory
-in session state as it arrives, and the screen is redrawn at most ``REDRAW_HZ`` times a second (redraws
-are skipped, snapshots never). Pressing Stop makes Streamlit rerun the page, which interrupts this loop at
-its next call into Streamlit (a redraw, or the check-in ``interruptible`` makes during a long L-BFGS step);
-the new script run finds the history still marked "running", marks it stopped and shows everything it
-reached. A closed tab or a reload interrupts it the same way (Streamlit stops a disconnected session's
-script run). At most one attack per CPU core runs at a time in a server process (dlg_core.slots); a run
-beyond that waits in a queue, with its place shown, and every way out of the loop gives the slot back.
+The run's lifecycle (queue, check-ins, Stop, an interrupted run kept, paced redraws) is ``ui.run_engine``'s:
+this module says only what the Attack lab shows. Its run is a ``RunHistory`` in session state (``LAB``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import streamlit as st
-import torch
 
-from dlg_core import verdict
-from dlg_core.config import DEFAULT, AttackConfig
+from dlg_core import attack_registry, verdict
+from dlg_core.config import AttackConfig
 from dlg_core.errors import BadInputError
 from dlg_core.export import config_to_json, frames_to_gif, history_to_csv
-from dlg_core.images import SAMPLES, tensor_to_numpy
-from dlg_core.metrics import SUCCESS_PSNR
+from dlg_core.images import tensor_to_numpy
+from dlg_core.metrics import PSNR_CAP, SUCCESS_PSNR
 from dlg_core.run import AttackRun
-from dlg_core.slots import RunSlots
 
-from . import batch, charts, classroom, link, stage
+from . import batch, charts, classroom, link, run_engine, stage
 from .history import Frame, RunHistory
-from .photo import Photo, sample_tensor
+from .photo import Photo
 from .pictures import DISPLAY_PX, ERROR_VMAX, error_map
 from .settings import class_name
 
-KEY_HISTORY = "run_history"
-KEY_RUNS = "run_count"
-REDRAW_HZ = 10  # live image redraws per second at most
-CHECK_IN_SECONDS = 0.1  # during an L-BFGS step, how often the run looks for Stop, a reload or a closed tab
-CHART_HZ = 3  # live chart redraws per second at most
-STATUS_TEXT = {
-    "running": "Running",
-    "ok": "Finished",
-    "stopped": "Stopped",
-    "timeout": "Out of time",
-    "diverged": "Diverged",
-}
-
-
-@st.cache_resource(show_spinner="Warming up the attacker (once per server)...")
-def warm_up() -> bool:
-    """Pay PyTorch's one-off costs (first L-BFGS step, SSIM's imports: about 1 s; first Adam step and learning-rate
-    schedule, for Inverting Gradients: about 2 s) before anyone presses Run, or times an attack."""
-    first = SAMPLES[0]
-    for attack in (DEFAULT.attack, "ig"):
-        config = DEFAULT.replace(attack=attack, steps=1, size=16)
-        for _ in AttackRun(config, sample_tensor(first.name, 16), (first.label % config.classes,)):
-            pass
-    return True
-
-
-@contextmanager
-def interruptible(run: AttackRun, every: float = CHECK_IN_SECONDS) -> Iterator[None]:
-    """Let Stop, a reload or a closed tab end the run within about ``every`` seconds, even mid-step.
-
-    Streamlit can only end a script run where the script calls into Streamlit, and one L-BFGS step may take
-    seconds (up to 100 gradient evaluations; one evaluation of the MLP at 128 px takes up to a second on a
-    busy host), the whole time holding a run slot. So the run checks in with Streamlit at most every
-    ``every`` seconds from inside the gradient computations: in the shared model's forward pass, and in
-    autograd's saved-tensor hooks, which run all through the backward and double-backward passes. Reading
-    session state is such a check-in and sends nothing to the browser. If a stop or rerun is pending,
-    Streamlit's own exception (a BaseException) leaves the attack from wherever it is, and every ``finally``
-    on the way out (the slot's) runs. Autograd hands such an exception on unchanged.
-    """
-    last = time.perf_counter()
-
-    def check_in() -> None:
-        nonlocal last
-        now = time.perf_counter()
-        if now - last >= every:
-            last = now
-            st.session_state.get(KEY_RUNS)
-
-    def on_tensor(tensor: torch.Tensor) -> torch.Tensor:
-        check_in()
-        return tensor
-
-    handle = run.victim.model.register_forward_pre_hook(lambda module, inputs: check_in())
-    try:
-        with torch.autograd.graph.saved_tensors_hooks(on_tensor, on_tensor):
-            yield
-    finally:
-        handle.remove()
-
-
-@st.cache_resource(show_spinner=False)
-def run_slots() -> RunSlots:
-    """One queue per server process, shared by every visitor: a classroom must not oversubscribe the CPUs."""
-    return RunSlots()
-
-
-def queue_message(position: int, slots: int) -> str:
-    busy = f"All {slots} attack slots on this server are busy" if slots > 1 else "This server's attack slot is busy"
-    return (f"{busy}: yours is **number {position}** in the queue and starts by itself. Press Stop to leave "
-            "the queue.")
-
-
-def current_history() -> RunHistory | None:
-    return st.session_state.get(KEY_HISTORY)
-
-
-def settle_interrupted_run() -> None:
-    """A history still "running" when the page starts was interrupted (Stop, or another click): keep it."""
-    history = current_history()
-    if history is not None and history.running:
-        history.stop("Interrupted when the page changed during the run: everything reached so far is kept.")
-        stage.stop_playback()
-
-
-def _stop_clicked() -> None:
-    history = current_history()
-    if history is not None:
-        history.stop()
-    stage.stop_playback()  # show what the run reached, not a backlog of frames
-
-
-def run_and_stop_buttons(label: str, keys: tuple[str, str], ready: bool, on_stop: Callable[[], None], run_help: str,
-                         stop_help: str, autorun: bool = False) -> tuple[bool, bool]:
-    """Run, and beside it Stop (live only while a run starts in this script run). Returns (start, pressed).
-
-    Stop's click reruns the page, which interrupts the running loop; ``on_stop`` marks what it reached.
-    """
-    with st.container(horizontal=True, vertical_alignment="center", gap="small", key=f"runbar_{keys[0]}"):
-        pressed = st.button(label, key=keys[0], type="primary", icon=":material/play_arrow:", disabled=not ready,
-                            help=run_help)
-        start = ready and (pressed or autorun)
-        st.button("Stop", key=keys[1], icon=":material/stop:", disabled=not start, on_click=on_stop, help=stop_help)
-    return start, pressed
-
-
-def run_controls(ready: bool, autorun: bool = False) -> bool:
-    """The Run and Stop buttons; returns True when an attack should start in this script run."""
-    start, pressed = run_and_stop_buttons(
-        "Run the attack", ("run", "stop"), ready, _stop_clicked, autorun=autorun,
-        run_help="The client computes its gradient; the attacker starts from it alone.",
-        stop_help="End the attack now and keep what it reached.")
-    if pressed:
-        link.clear_link_messages()  # a new run of the user's own: the link's note has served
-    return start
+LAB = run_engine.LiveRun(
+    key="run_history", buttons=("run", "stop"),
+    interrupted="Interrupted when the page changed during the run: everything reached so far is kept.",
+    after_stop=stage.stop_playback)  # show what the run reached, not a backlog of frames
 
 
 # ---------------------------------------------------------------------------------------------------- pieces
@@ -205,23 +85,12 @@ def show_picture(slot, picture: np.ndarray, caption: str, alt: str | None = None
     slot.image(picture, caption=caption, width="stretch", output_format="PNG", alt=alt or caption)
 
 
-# Where each attack's label guess comes from, for the sentence under it.
-LABEL_SOURCE = {
-    "dlg": "optimised together with the photo (DLG)",
-    "idlg": "read off the last layer's gradient before the first step (iDLG)",
-    "ig": "read off the last layer's gradient before the first step, as Inverting Gradients does",
-    "analytic": "read off the last layer's gradient; the photo itself is solved in closed form, in one step",
-    "imprint": "matched to the gradient each photo's imprint bin received (the photo itself is read off exactly)",
-    "layerwise": "read off the last layer's gradient (iDLG); the photo is then solved layer by layer",
-}
-
-
 def label_guess_view(frame: Frame, history: RunHistory, slot=None) -> None:
     """The attacker's label guess with its probabilities (the top few of many classes)."""
     box = (slot or st).container()
     guess, p = frame.label_probs[0]
     right = guess == history.label_true[0]
-    how = LABEL_SOURCE.get(history.config.attack, "read off the last layer's gradient before the first step")
+    how = attack_registry.get(history.config.attack).label_how
     box.markdown(f"**Attacker's label guess**  \n:material/{'check_circle' if right else 'cancel'}: "
                  f"**{class_name(guess)}**, {'right' if right else 'wrong'}")
     for index, prob in frame.label_probs[:3]:
@@ -267,35 +136,13 @@ class LiveCharts:
         for fig, key, slot, name in zip(self.figures, self.keys, self.slots, ("mse", "psnr", "distance"), strict=True):
             values = [r[key] for r in rows]
             if key == "psnr":
-                values = [min(v, 99.0) for v in values]  # an exact copy has infinite PSNR
+                values = [min(v, PSNR_CAP) for v in values]  # an exact copy has infinite PSNR
             fig.data[0].x, fig.data[0].y = steps, values
             # A fresh key per redraw: identical redraws must not look like duplicate elements.
             slot.plotly_chart(fig, key=f"live_{name}_{self.redraws}", config={"displayModeBar": False})
 
 
 # ---------------------------------------------------------------------------------------------------- live run
-
-
-def follow_run(run: AttackRun, history: RunHistory, draw_frame: Callable[[Frame], None],
-               draw_charts: Callable[[Frame], None]) -> None:
-    """Run ``run`` to its end inside this script run, storing every snapshot in ``history`` as it arrives.
-
-    ``draw_frame`` is called at most ``REDRAW_HZ`` times a second (images, progress line) and ``draw_charts``
-    at most ``CHART_HZ`` (charts are dearer to build and to render); snapshots are never skipped, only
-    redraws. Stop, a reload or a closed tab ends it within ``CHECK_IN_SECONDS`` (see ``interruptible``).
-    Hold a run slot around it (``run_slots().hold``).
-    """
-    with interruptible(run):
-        last_frame = last_chart = 0.0
-        for snap in run:
-            frame = history.add(snap)
-            now = time.perf_counter()
-            if now - last_frame >= 1 / REDRAW_HZ:
-                last_frame = now
-                draw_frame(frame)
-            if now - last_chart >= 1 / CHART_HZ:
-                last_chart = now
-                draw_charts(frame)
 
 
 def rows_until(history: RunHistory, frame: Frame | None) -> list[dict]:
@@ -316,9 +163,7 @@ def live_attack_view(photo: Photo, config: AttackConfig, label: int, stage_box) 
     except BadInputError as err:
         stage_box.error(str(err), icon=":material/error:")
         return
-    st.session_state[KEY_RUNS] = st.session_state.get(KEY_RUNS, 0) + 1
-    history = RunHistory.start(st.session_state[KEY_RUNS], run, photo.title, photo.sample)
-    st.session_state[KEY_HISTORY] = history
+    history = LAB.begin(lambda run_id: RunHistory.start(run_id, run, photo.title, photo.sample))
     # The address bar becomes this run's shareable link (a user's own photo is never named in it).
     st.query_params.from_dict(link.link_params(config, photo.sample, label, len(run.labels)))
 
@@ -331,30 +176,21 @@ def live_attack_view(photo: Photo, config: AttackConfig, label: int, stage_box) 
     client_panel(history)
     label_slot = st.empty()
     live_charts = LiveCharts()
-    slots = run_slots()
 
-    def keep_waiting(position: int) -> bool:
-        # Drawing here is also where a Stop press (or a closed tab) takes a waiting run out of the queue.
-        queue_slot.info(queue_message(position, slots.slots), icon=":material/hourglass_top:")
-        return True
-
-    def draw_frame(_: Frame) -> None:
+    def draw_frame() -> None:
         player.advance(history, time.perf_counter())
         frame = stage.displayed_frame(history)
         view.show(frame)
         progress_line(history, progress_slot, frame)
 
-    def draw_charts(_: Frame) -> None:
+    def draw_charts() -> None:
         frame = stage.displayed_frame(history)
         if frame is not None:
             label_guess_view(frame, history, label_slot)
         live_charts.draw(rows_until(history, frame))
 
-    # At most one attack per CPU core at a time in this server process (dlg_core.slots); the slot is
-    # given back however the loop ends: finished, stopped, reloaded, tab closed, or an error.
-    with slots.hold(keep_waiting):
-        queue_slot.empty()
-        follow_run(run, history, draw_frame, draw_charts)
+    with LAB.turn(queue_slot):
+        run_engine.follow(run, history.add, draw_frame, draw_charts)
     assert run.result is not None
     history.finish(run.result)
     st.rerun()  # the stage plays on from its recorded frames (ui.stage.played_stage), the results below it
@@ -440,7 +276,7 @@ def run_summary(history: RunHistory) -> None:
     tips = verdict.advice(history.config, judged.grade, history.status)
     if tips:
         st.markdown("**To see it leak, try** " + "; or ".join(tips) + ".")
-    status = STATUS_TEXT.get(history.status, history.status)
+    status = run_engine.STATUS_TEXT.get(history.status, history.status)
     st.caption(f"Status: **{status}**" + (f": {history.message}" if history.message else ""))
     correct = history.label_correct
     to_30 = history.seconds_to_success

@@ -13,8 +13,9 @@ import numpy as np
 import streamlit as st
 import torch
 
-from dlg_core import limits, photo_sets
+from dlg_core import attack_registry, limits, photo_sets
 from dlg_core.images import SAMPLES
+from dlg_core.metrics import PSNR_CAP
 
 from .history import RunHistory
 from .photo import Photo, sample_tensor
@@ -33,7 +34,7 @@ def _crops(count: int, size: int) -> torch.Tensor:
 
 def photo_count(attacks: list[str], clients: int) -> int:
     """Photos in the run: the chosen batch when the malicious server attacks, one per client otherwise."""
-    if "imprint" in attacks:
+    if any(attack_registry.get(a).malicious for a in attacks):
         return int(st.session_state.get(KEY_BATCH, DEFAULT_BATCH))
     return clients
 
@@ -75,6 +76,6 @@ def batch_view(history: RunHistory) -> None:
     grid = st.container(key="pixels_batch").grid(8, min_column_width=70, gap="small")
     for i, (original, recovered) in enumerate(zip(history.batch_original, history.batch_final, strict=True)):
         pair = np.concatenate([original, recovered], axis=0)
-        psnr = "exact" if scores[i] > 99 else f"{scores[i]:.0f} dB"
+        psnr = "exact" if scores[i] > PSNR_CAP else f"{scores[i]:.0f} dB"
         grid.image(pair, caption=f"{i + 1}: {class_name(history.label_true[i])}, {psnr}", width="stretch")
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 import plotly.graph_objects as go
 
-from dlg_core.metrics import SUCCESS_PSNR
+from dlg_core.metrics import PSNR_CAP, SUCCESS_PSNR
 
 ACCENT = "#ff4b6e"  # the theme's primary colour: the attacker's curves
 GOOD = "#3ddc97"
@@ -50,7 +50,7 @@ def psnr_figure(rows: Sequence[dict], marker_step: int | None = None, height: in
     fig.add_hline(y=SUCCESS_PSNR, line={"color": GOOD, "width": 1.5, "dash": "dash"},
                   annotation_text=f"leaked: {SUCCESS_PSNR:g} dB", annotation_position="bottom right",
                   annotation_font_color=GOOD)
-    fig.add_trace(go.Scatter(x=[r["step"] for r in rows], y=[min(r["psnr"], 99.0) for r in rows], mode="lines",
+    fig.add_trace(go.Scatter(x=[r["step"] for r in rows], y=[min(r["psnr"], PSNR_CAP) for r in rows], mode="lines",
                              line={"color": ACCENT, "width": 2.5}, name="PSNR",
                              hovertemplate="%{y:.1f} dB<extra></extra>"))
     _marker(fig, marker_step)
@@ -111,7 +111,7 @@ def defence_lines_figure(names: Sequence[str], rows: Sequence[Sequence[dict]], a
         strength += not known
         colours.append(palette[strength])
     for name, lane, colour, known in zip(names, rows, colours, adaptive, strict=True):
-        fig.add_trace(go.Scatter(x=[r["step"] for r in lane], y=[min(r["psnr"], 99.0) for r in lane], mode="lines",
+        fig.add_trace(go.Scatter(x=[r["step"] for r in lane], y=[min(r["psnr"], PSNR_CAP) for r in lane], mode="lines",
                                  line={"color": colour, "width": 2.5, "dash": "dash" if known else "solid"}, name=name,
                                  hovertemplate=f"{name}: %{{y:.1f}} dB<extra></extra>"))
     return fig
@@ -128,11 +128,11 @@ def defence_privacy_figure(ticks: Sequence[str], psnr: Sequence[float | None], s
     fig.add_hline(y=SUCCESS_PSNR, line={"color": GOOD, "width": 1.5, "dash": "dash"},
                   annotation_text=f"leaked above {SUCCESS_PSNR:g} dB", annotation_position="bottom left",
                   annotation_font_color=GOOD)
-    fig.add_trace(go.Scatter(x=list(ticks), y=[None if p is None else min(p, 99.0) for p in psnr],
+    fig.add_trace(go.Scatter(x=list(ticks), y=[None if p is None else min(p, PSNR_CAP) for p in psnr],
                              mode="lines+markers", line={"color": ACCENT, "width": 2.5}, marker={"size": 9},
                              name="PSNR (dB)", hovertemplate="PSNR %{y:.1f} dB<extra></extra>"))
     if adaptive_psnr is not None:
-        fig.add_trace(go.Scatter(x=list(ticks), y=[None if p is None else min(p, 99.0) for p in adaptive_psnr],
+        fig.add_trace(go.Scatter(x=list(ticks), y=[None if p is None else min(p, PSNR_CAP) for p in adaptive_psnr],
                                  mode="lines+markers", line={"color": "#ff6b6b", "width": 2.5, "dash": "dash"},
                                  marker={"size": 9, "symbol": "diamond"}, name="PSNR, attacker who knows it",
                                  hovertemplate="knows it: %{y:.1f} dB<extra></extra>"))
@@ -189,7 +189,7 @@ def experiment_runs_figure(groups: Sequence[str], psnr: Sequence[float | None], 
     fig.add_hline(y=SUCCESS_PSNR, line={"color": GOOD, "width": 1.5, "dash": "dash"},
                   annotation_text=f"leaked: {SUCCESS_PSNR:g} dB", annotation_position="bottom right",
                   annotation_font_color=GOOD)
-    fig.add_trace(go.Box(x=list(groups), y=[None if p is None else min(p, 99.0) for p in psnr], text=list(names),
+    fig.add_trace(go.Box(x=list(groups), y=[None if p is None else min(p, PSNR_CAP) for p in psnr], text=list(names),
                          boxpoints="all", jitter=0.4, pointpos=0, fillcolor="rgba(0,0,0,0)",
                          line={"color": "rgba(0,0,0,0)"}, marker={"color": ACCENT, "size": 8, "opacity": 0.8},
                          hovertemplate="%{text}<br>%{y:.1f} dB<extra></extra>", name="runs"))

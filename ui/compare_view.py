@@ -4,9 +4,9 @@ The client computes its update once (``dlg_core.run.prepare_victim``) and every 
 update (``AttackRun(..., victim=...)``), so the attacks differ in nothing but themselves. They run one
 after another, each on the one CPU core its run slot gives it: each attack's clock, evaluations and
 result are then its own, the same as a run of it alone on the Attack lab, and the chart overlays them on
-that clock. The live loop is the Attack lab's (``attack_view.follow_run``: paced redraws, check-ins during
-long L-BFGS steps, one run slot held for the whole comparison), and Stop works the same way: the rerun it
-causes interrupts the loop and ``settle_interrupted_comparison`` keeps what every attack reached.
+that clock. The lifecycle is ``ui.run_engine``'s (paced redraws, check-ins during long L-BFGS steps, one
+run slot held for the whole comparison, Stop, an interrupted comparison kept): ``AttackComparison.stop``
+says what each attack reached, or that its turn never came.
 """
 
 from __future__ import annotations
@@ -16,21 +16,18 @@ from dataclasses import dataclass, field
 import plotly.graph_objects as go
 import streamlit as st
 
-from dlg_core import limits
-from dlg_core.attacks import SERVER_MODELS
-from dlg_core.config import ATTACK_NAMES, AttackConfig, follow_tuned
+from dlg_core import attack_registry, limits
+from dlg_core.config import AttackConfig, follow_tuned
 from dlg_core.errors import BadInputError
-from dlg_core.metrics import SUCCESS_PSNR
+from dlg_core.metrics import PSNR_CAP, SUCCESS_PSNR
 from dlg_core.run import AttackRun, prepare_victim
 
-from . import attack_view, batch, charts, stage, style
+from . import attack_view, batch, charts, run_engine, stage, style
 from .history import Frame, RunHistory
 from .photo import KEY_SOURCE, Photo
 from .pictures import ERROR_VMAX, error_map
-from .settings import ANALYTIC_NOTE, ATTACK_LABELS, LAYERWISE_NOTE, TRAINED_NOTE, class_name
+from .settings import TRAINED_NOTE, attack_label, class_name
 
-KEY_COMPARISON = "comparison"
-KEY_COUNT = "comparison_count"
 KEY_ATTACKS = "compare_attacks"
 KEY_STEPS = "compare_steps"
 KEY_X = "compare_x"
@@ -39,15 +36,8 @@ DEFAULT_ATTACKS = ("dlg", "idlg", "ig")
 # default victim, 32-35 s on LeNet (whose L-BFGS runs take all their steps).
 DEFAULT_STEPS = 300
 MAX_ATTACKS = 4
-SHORT_NAMES = {"dlg": "DLG", "idlg": "iDLG", "ig": "Inverting Gradients", "analytic": "Closed form",
-               "imprint": "Malicious server", "layerwise": "Layer by layer"}
-BADGES = {"dlg": "blue", "idlg": "red", "ig": "orange", "analytic": "green",
-          "imprint": "violet", "layerwise": "gray"}  # the chart's colours, roughly
 X_CHOICES = ("seconds", "evals", "step")
 X_TITLES = {"seconds": "seconds", "evals": "gradient evaluations", "step": "attack step"}
-# One colour per attack, the same in the chart and (roughly, Streamlit's named colours) in the headings.
-ATTACK_COLOURS = {"dlg": "#7aa2ff", "idlg": charts.ACCENT, "ig": "#f7b267", "analytic": charts.GOOD,
-                  "imprint": "#c792ea", "layerwise": "#5fd7d7"}
 
 ORDER_NOTE = ("The attacks run one after another on the same shared update, each on one CPU core: every "
               "attack's seconds, evaluations and result are its own, the same as a run of it alone.")
@@ -58,7 +48,7 @@ X_NOTE = ("An L-BFGS step (DLG, iDLG) spends up to a few gradient evaluations, a
 
 
 @dataclass
-class Comparison:
+class AttackComparison:
     """One comparison in session state: what was compared, each attack's history, and why any did not run."""
 
     run_id: int
@@ -71,29 +61,24 @@ class Comparison:
     running: bool = True
 
     def lines(self) -> list[tuple[str, str, list[dict]]]:
-        return [(a, SHORT_NAMES.get(a, a), self.histories[a].rows) for a in self.attacks
+        return [(a, short_name(a), self.histories[a].rows) for a in self.attacks
                 if a in self.histories and self.histories[a].rows]
 
     @property
     def first(self) -> RunHistory | None:
         return next(iter(self.histories.values()), None)
 
+    def stop(self) -> None:
+        """Stopped or interrupted: each attack keeps what it reached, or says that its turn never came."""
+        self.running = False
+        for attack, history in self.histories.items():
+            if attack in self.started:
+                history.stop("Stopped during its run: everything it reached is kept.")
+            else:
+                history.stop("Not run: the comparison was stopped before its turn.")
 
-def current_comparison() -> Comparison | None:
-    return st.session_state.get(KEY_COMPARISON)
 
-
-def settle_interrupted_comparison() -> None:
-    """A comparison still running when the page starts was interrupted (Stop, another click): keep its reach."""
-    comparison = current_comparison()
-    if comparison is None or not comparison.running:
-        return
-    comparison.running = False
-    for attack, history in comparison.histories.items():
-        if attack in comparison.started:
-            history.stop("Stopped during its run: everything it reached is kept.")
-        else:
-            history.stop("Not run: the comparison was stopped before its turn.")
+COMPARE = run_engine.LiveRun(key="comparison", buttons=("compare_run", "compare_stop"))
 
 
 def keep_photo_source() -> None:
@@ -102,52 +87,43 @@ def keep_photo_source() -> None:
         st.session_state[KEY_SOURCE] = st.session_state[KEY_SOURCE]
 
 
-def _stop_clicked() -> None:
-    settle_interrupted_comparison()
-
-
-def run_controls(ready: bool) -> bool:
-    """The Run and Stop buttons; returns True when a comparison should start in this script run."""
-    start, _ = attack_view.run_and_stop_buttons(
-        "Run the comparison", ("compare_run", "compare_stop"), ready, _stop_clicked,
-        run_help="The client computes its update once; every chosen attack then starts from that same update.",
-        stop_help="End the comparison now and keep what every attack reached.")
-    return start
-
-
 def attack_choice(model: str) -> tuple[list[str], int]:
     """Which attacks race (2 to 4) and how many steps each may take."""
     st.session_state.setdefault(KEY_ATTACKS, list(DEFAULT_ATTACKS))
     st.session_state.setdefault(KEY_STEPS, DEFAULT_STEPS)
     left, right = st.columns([3, 1], gap="medium", vertical_alignment="bottom")
     attacks = left.multiselect(
-        f"Attacks to compare (2 to {MAX_ATTACKS})", ATTACK_NAMES, key=KEY_ATTACKS, max_selections=MAX_ATTACKS,
-        format_func=lambda a: ATTACK_LABELS.get(a, a), persist_state="session",
+        f"Attacks to compare (2 to {MAX_ATTACKS})", attack_registry.names(), key=KEY_ATTACKS,
+        max_selections=MAX_ATTACKS, format_func=attack_label, persist_state="session",
         help="Each one attacks the very same shared update, in the order chosen here.")
     steps = right.number_input("Steps per attack", 1, limits.MAX_STEPS, step=50, key=KEY_STEPS, persist_state="session",
                                help="Each attack's budget of optimisation steps (the closed form needs one).")
     if len(attacks) < 2:
         st.info("Choose at least two attacks to compare.", icon=":material/compare_arrows:")
-    if "imprint" in attacks:
+    if any(attack_registry.get(a).malicious for a in attacks):
         with st.columns([1, 3])[0]:
             batch.batch_size_input()
         st.caption("The malicious server sends an imprinted model: its attack gets that model's update, the "
                    "honest ones the plain victim's, both computed on the same batch.")
-    if "analytic" in attacks:
-        st.caption(ANALYTIC_NOTE)
-        if model != "mlp":
-            st.caption(":material/info: On this victim the closed form does not apply and will be skipped, "
-                       "with a note: pick the MLP victim to see it.")
-    if "layerwise" in attacks:
-        st.caption(LAYERWISE_NOTE)
+    for spec in map(attack_registry.get, attacks):
+        if spec.note:
+            st.caption(spec.note)
+        if spec.victims and model not in spec.victims:
+            st.caption(f":material/info: On this victim {spec.short} does not apply and will be skipped, with a "
+                       f"note: pick the {' or '.join(spec.victims)} victim to see it.")
     return list(attacks), int(steps)
 
 
 # ---------------------------------------------------------------------------------------------------- pieces
 
 
+def short_name(attack: str) -> str:
+    """The attack's name in charts, tables and headings (declared with it: dlg_core/attack_registry.py)."""
+    return attack_registry.get(attack).short
+
+
 def _heading(attack: str) -> str:
-    return f":{BADGES.get(attack, 'gray')}-badge[{SHORT_NAMES.get(attack, attack)}]"
+    return f":{attack_registry.get(attack).badge}-badge[{short_name(attack)}]"
 
 
 def _frame_caption(history: RunHistory, frame: Frame | None, started: bool) -> str:
@@ -162,7 +138,7 @@ def _frame_caption(history: RunHistory, frame: Frame | None, started: bool) -> s
 class PictureRow:
     """The private photo, then one reconstruction per attack (with its error map under it when asked)."""
 
-    def __init__(self, comparison: Comparison, key: str, with_errors: bool = False):
+    def __init__(self, comparison: AttackComparison, key: str, with_errors: bool = False):
         self.comparison = comparison
         self.with_errors = with_errors
         count = len(comparison.attacks) + 1
@@ -190,7 +166,7 @@ class PictureRow:
         if frame is None:
             picture.caption(_frame_caption(history, None, started))
             return
-        name = SHORT_NAMES.get(attack, attack)
+        name = short_name(attack)
         attack_view.show_picture(picture, frame.image, _frame_caption(history, frame, started),
                                  alt=f"{name}: {stage.picture_alt(frame)}")
         if self.with_errors:
@@ -204,7 +180,7 @@ class PictureRow:
             self.show(attack, history.frames[-1] if history.frames else None)
 
 
-def _status(comparison: Comparison, attack: str) -> str:
+def _status(comparison: AttackComparison, attack: str) -> str:
     if attack in comparison.notes:
         return "Not applicable"
     history = comparison.histories[attack]
@@ -212,14 +188,14 @@ def _status(comparison: Comparison, attack: str) -> str:
         return "Running" if attack in comparison.started else "Waiting"
     if history.status == "stopped" and attack not in comparison.started:
         return "Not run"
-    return attack_view.STATUS_TEXT.get(history.status, history.status)
+    return run_engine.STATUS_TEXT.get(history.status, history.status)
 
 
-def table_rows(comparison: Comparison) -> list[dict]:
+def table_rows(comparison: AttackComparison) -> list[dict]:
     """The final figures, one row per attack (an attack that did not apply gets its row, with its reason)."""
     rows = []
     for attack in comparison.attacks:
-        row = {"Attack": SHORT_NAMES.get(attack, attack), "Status": _status(comparison, attack), "PSNR (dB)": None,
+        row = {"Attack": short_name(attack), "Status": _status(comparison, attack), "PSNR (dB)": None,
                "MSE (0-255)": None, "SSIM": None, "Label": None, "Seconds": None, "Evaluations": None,
                "Steps": None, "30 dB after (s)": None}
         history = comparison.histories.get(attack)
@@ -252,7 +228,7 @@ TABLE_COLUMNS = {
 PHONE_COLUMNS = ("Attack", "Status", "PSNR (dB)", "SSIM")
 
 
-def figures_table(comparison: Comparison, slot=None, key: str = "compare_table") -> None:
+def figures_table(comparison: AttackComparison, slot=None, key: str = "compare_table") -> None:
     """The table: every column on a wide screen, ``PHONE_COLUMNS`` on a phone."""
     rows = table_rows(comparison)
     wide, narrow = style.by_width(key, slot)
@@ -261,9 +237,9 @@ def figures_table(comparison: Comparison, slot=None, key: str = "compare_table")
                      column_order=PHONE_COLUMNS)
 
 
-def status_notes(comparison: Comparison) -> None:
+def status_notes(comparison: AttackComparison) -> None:
     """Why each attack ended, or did not run, one line each, under the table."""
-    lines = [f"**{SHORT_NAMES.get(a, a)}:** {comparison.notes.get(a) or comparison.histories[a].message}"
+    lines = [f"**{short_name(a)}:** {comparison.notes.get(a) or comparison.histories[a].message}"
              for a in comparison.attacks if comparison.notes.get(a) or comparison.histories[a].message]
     if lines:
         st.caption("  \n".join(lines))
@@ -288,8 +264,8 @@ def compare_figure(lines: list[tuple[str, str, list[dict]]], x_key: str = "secon
     else:
         fig.update_yaxes(type="log", exponentformat="power", dtick=1)  # a tick per decade, no minor labels
     for attack, name, rows in lines:
-        colour = ATTACK_COLOURS.get(attack, charts.MUTED)
-        y = [min(r["psnr"], 99.0) if psnr else max(r["gradient_distance"], 1e-30) for r in rows]
+        colour = attack_registry.get(attack).colour
+        y = [min(r["psnr"], PSNR_CAP) if psnr else max(r["gradient_distance"], 1e-30) for r in rows]
         fig.add_trace(go.Scatter(x=[r[x_key] for r in rows], y=y, mode="lines" if len(rows) > 1 else "markers",
                                  line={"color": colour, "width": 2.5}, marker={"color": colour, "size": 10},
                                  name=name, hovertemplate=f"{name}: %{{y:.{'1f' if psnr else '3g'}}}<extra></extra>"))
@@ -306,7 +282,7 @@ class CompareCharts:
         self.words = box.empty()
         self.redraws = 0
 
-    def draw(self, comparison: Comparison, x_key: str) -> None:
+    def draw(self, comparison: AttackComparison, x_key: str) -> None:
         self.redraws += 1
         lines = comparison.lines()
         for slot, metric in zip(self.slots, ("psnr", "distance"), strict=True):
@@ -329,7 +305,7 @@ def chart_words(lines: list[tuple[str, str, list[dict]]], x_key: str) -> str:
     return " ".join(["In words:", lead, *(attack_view.chart_summary(rows, x_key, name) for _, name, rows in lines)])
 
 
-def shared_update_panel(comparison: Comparison) -> None:
+def shared_update_panel(comparison: AttackComparison) -> None:
     """What every attack gets: the client's one update (and the trained victim's note where it matters)."""
     first = comparison.first
     if first is None:
@@ -357,7 +333,7 @@ def _runs(configs: dict[str, AttackConfig], images, labels, notes: dict[str, str
     """One run per attack; the honest ones share one victim's update, the malicious server has its own."""
     victims, runs = {}, {}
     for attack, config in configs.items():
-        server = attack if attack in SERVER_MODELS else "honest"
+        server = attack if attack_registry.get(attack).malicious else "honest"
         try:
             if server not in victims:
                 victims[server] = prepare_victim(config, images, labels)
@@ -367,13 +343,15 @@ def _runs(configs: dict[str, AttackConfig], images, labels, notes: dict[str, str
     return runs
 
 
-def live_comparison(photo: Photo, base: AttackConfig, label: int, attacks: list[str], steps: int) -> None:
-    """Build the victim once, then animate each attack on its update in turn, storing every snapshot."""
+def _start(photo: Photo, base: AttackConfig, label: int, attacks: list[str],
+           steps: int) -> tuple[AttackComparison, dict[str, AttackRun]] | None:
+    """The client's update once, one run per attack that applies, and the new comparison in session state (None
+    after a message when no attack applies)."""
     configs, notes = _configs(base, attacks, steps)
     if not configs:
         st.error("None of the chosen attacks applies to this victim: " + " ".join(notes.values()),
                  icon=":material/error:")
-        return
+        return None
     images, labels = batch.batch_photos(photo, base.size, base.classes, label,
                                         batch.photo_count(list(configs), base.clients))
     spinner = "The client computes its update" + (" (training the victim first)..." if base.trained_steps else "...")
@@ -381,58 +359,70 @@ def live_comparison(photo: Photo, base: AttackConfig, label: int, attacks: list[
         runs = _runs(configs, images, labels, notes)
     if not runs:
         st.error(" ".join(notes.values()), icon=":material/error:")
-        return
-    st.session_state[KEY_COUNT] = st.session_state.get(KEY_COUNT, 0) + 1
-    run_id = st.session_state[KEY_COUNT]
-    comparison = Comparison(run_id, tuple(attacks), base.replace(steps=steps), photo.title, notes=notes)
-    comparison.histories = {a: RunHistory.start(run_id, run, photo.title, photo.sample) for a, run in runs.items()}
-    st.session_state[KEY_COMPARISON] = comparison
+        return None
 
+    def make(run_id: int) -> AttackComparison:
+        comparison = AttackComparison(run_id, tuple(attacks), base.replace(steps=steps), photo.title, notes=notes)
+        comparison.histories = {a: RunHistory.start(run_id, run, photo.title, photo.sample) for a, run in runs.items()}
+        return comparison
+
+    return COMPARE.begin(make), runs
+
+
+class LiveComparisonView:
+    """What a running comparison shows: the progress line, the pictures, the charts and the table."""
+
+    def __init__(self, comparison: AttackComparison, total: int):
+        self.comparison, self.total = comparison, total
+        self.progress_slot = st.empty()
+        self.pictures = PictureRow(comparison, "compare_live")
+        self.pictures.show_all()
+        self.charts = CompareCharts("compare_live_charts")
+        self.table_slot = st.empty()
+        figures_table(comparison, self.table_slot, key="compare_table_0")
+        self.x_key = st.session_state.get(KEY_X) or X_CHOICES[0]
+
+    def draw_frame(self, attack: str, number: int) -> None:
+        history = self.comparison.histories[attack]
+        row = history.last_row
+        self.progress_slot.progress(
+            min(row["step"] / max(history.config.steps, 1), 1.0),
+            text=f"Attack {number} of {self.total}: **{short_name(attack)}** · step {row['step']} of "
+                 f"{history.config.steps} · {row['seconds']:.1f} s · PSNR {row['psnr']:.1f} dB")
+        self.pictures.show(attack, history.latest)
+
+    def draw_charts(self) -> None:
+        self.charts.draw(self.comparison, self.x_key)
+
+    def finished(self, attack: str, number: int) -> None:
+        history = self.comparison.histories[attack]
+        self.pictures.show(attack, history.frames[-1] if history.frames else None)
+        self.draw_charts()
+        figures_table(self.comparison, self.table_slot, key=f"compare_table_{number}")
+
+
+def live_comparison(photo: Photo, base: AttackConfig, label: int, attacks: list[str], steps: int) -> None:
+    """Build the victim once, then animate each attack on its update in turn, storing every snapshot."""
+    started = _start(photo, base, label, attacks, steps)
+    if started is None:
+        return
+    comparison, runs = started
     shared_update_panel(comparison)
     queue_slot = st.empty()
-    progress_slot = st.empty()
-    pictures = PictureRow(comparison, "compare_live")
-    pictures.show_all()
-    live_charts = CompareCharts("compare_live_charts")
-    table_slot = st.empty()
-    figures_table(comparison, table_slot, key="compare_table_0")
-    x_key = st.session_state.get(KEY_X) or X_CHOICES[0]
-
-    slots = attack_view.run_slots()
-
-    def keep_waiting(position: int) -> bool:
-        queue_slot.info(attack_view.queue_message(position, slots.slots), icon=":material/hourglass_top:")
-        return True
-
-    with slots.hold(keep_waiting):
-        queue_slot.empty()
+    view = LiveComparisonView(comparison, len(runs))
+    with COMPARE.turn(queue_slot):
         for number, (attack, run) in enumerate(runs.items(), start=1):
             history = comparison.histories[attack]
             comparison.started.append(attack)
-            name = SHORT_NAMES.get(attack, attack)
-
-            def draw_frame(frame: Frame, attack=attack, history=history, name=name, number=number) -> None:
-                row = history.last_row
-                progress_slot.progress(
-                    min(row["step"] / max(history.config.steps, 1), 1.0),
-                    text=f"Attack {number} of {len(runs)}: **{name}** · step {row['step']} of "
-                         f"{history.config.steps} · {row['seconds']:.1f} s · PSNR {row['psnr']:.1f} dB")
-                pictures.show(attack, frame)
-
-            def draw_charts(frame: Frame) -> None:
-                live_charts.draw(comparison, x_key)
-
             try:
-                attack_view.follow_run(run, history, draw_frame, draw_charts)
+                run_engine.follow(run, history.add, lambda a=attack, n=number: view.draw_frame(a, n), view.draw_charts)
             except BadInputError as err:  # an attack that finds out only when it starts that it cannot apply
                 comparison.notes[attack] = str(err)
                 del comparison.histories[attack]
                 continue
             assert run.result is not None
             history.finish(run.result)
-            pictures.show(attack, history.frames[-1] if history.frames else None)
-            live_charts.draw(comparison, x_key)
-            figures_table(comparison, table_slot, key=f"compare_table_{number}")
+            view.finished(attack, number)
     comparison.running = False
     st.rerun()  # the finished comparison is shown by the results view
 
@@ -440,7 +430,7 @@ def live_comparison(photo: Photo, base: AttackConfig, label: int, attacks: list[
 # ---------------------------------------------------------------------------------------------------- results
 
 
-def results_view(comparison: Comparison) -> None:
+def results_view(comparison: AttackComparison) -> None:
     """The finished (or stopped) comparison: pictures with error maps, the chart, the table, the notes."""
     shared_update_panel(comparison)
     PictureRow(comparison, f"compare_{comparison.run_id}", with_errors=True).show_all()
@@ -450,7 +440,7 @@ def results_view(comparison: Comparison) -> None:
     st.caption(X_NOTE)
     figures_table(comparison)
     status_notes(comparison)
-    leaked = [SHORT_NAMES.get(a, a) for a, h in comparison.histories.items() if h.leaked]
+    leaked = [short_name(a) for a, h in comparison.histories.items() if h.leaked]
     if leaked:
         st.success(f"**Leaked** (at least {SUCCESS_PSNR:g} dB) by: {', '.join(leaked)}.", icon=":material/lock_open:")
     elif comparison.histories:

@@ -6,52 +6,39 @@ The defences are DLG's (Zhu, Liu & Han 2019, section 5: noise, pruning, half pre
 clipping plus noise (Abadi et al. 2016); ``dlg_core.defenses`` applies them on the client's side. Every
 strength gets its own run of the same attack on the same victim and photo, with "no defence" first as the
 reference, and the runs take turns step by step, so the row of reconstructions animates together.
-The live loop is the Attack lab's (``ui.attack_view``): one run slot for the whole comparison, the same
-check-ins for Stop during a long L-BFGS step, the same redraw pacing, and a stopped comparison keeps
-everything it reached.
+The lifecycle is ``ui.run_engine``'s, as on every page: one run slot for the whole comparison, check-ins
+for Stop during a long L-BFGS step, paced redraws, and a stopped comparison keeps everything it reached.
 """
 
 from __future__ import annotations
 
 import math
-import time
 import warnings
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import streamlit as st
 
 from dlg_core import defenses as dfn
 from dlg_core import limits
-from dlg_core.config import ATTACK_NAMES, DEFAULT, MODEL_NAMES, AttackConfig, default_for
+from dlg_core.attack_registry import names as attack_names
+from dlg_core.config import DEFAULT, MODEL_NAMES, AttackConfig, default_for
 from dlg_core.defence_verdict import Outcome, db_text, verdict
 from dlg_core.defenses import KIND_LABELS, Defense, DefenseCost
 from dlg_core.errors import BadInputError
 from dlg_core.images import CLASS_NAMES
-from dlg_core.metrics import SUCCESS_PSNR
-from dlg_core.run import AttackRun
+from dlg_core.metrics import PSNR_CAP, SUCCESS_PSNR
+from dlg_core.run import AttackRun, Snapshot
 from dlg_core.utility import Utility, UtilitySetting, utility
 
-from . import charts
-from .attack_view import (
-    CHART_HZ,
-    REDRAW_HZ,
-    STATUS_TEXT,
-    interruptible,
-    number,
-    queue_message,
-    run_and_stop_buttons,
-    run_slots,
-)
+from . import charts, run_engine
+from .attack_view import number
 from .history import Frame, RunHistory
 from .photo import Photo
 from .pictures import upscale
-from .settings import ATTACK_LABELS, MODEL_LABELS, class_name
+from .settings import MODEL_LABELS, attack_label, class_name
 from .stage import picture_alt
 
-KEY_COMPARISON = "defence_comparison"
 PERSIST = "session"  # the widgets keep their values during a visit to another page
-KEY_RUNS = "defence_run_count"
 SIZES = (16, 24, 32, 40, 48, 56, 64)
 DEFAULT_SIZE = 32
 # Measured at 32 px: undefended iDLG converges within ~40 steps on the app's victim; on LeNet it passes 30 dB at ~50.
@@ -147,7 +134,9 @@ class Lane:
 
 
 @dataclass
-class Comparison:
+class DefenceComparison:
+    """One defence comparison in session state: its runs (lanes), the federated cost of each strength, its status."""
+
     run_id: int
     kind: str
     config: AttackConfig  # the undefended reference's; each lane's config adds its defence
@@ -198,21 +187,8 @@ class Comparison:
                 lane.history.stop(message)
 
 
-def current_comparison() -> Comparison | None:
-    return st.session_state.get(KEY_COMPARISON)
-
-
-def settle_interrupted_comparison() -> None:
-    """A comparison still "running" when the page starts was interrupted (Stop, or another click): keep it."""
-    comparison = current_comparison()
-    if comparison is not None and comparison.running:
-        comparison.stop("interrupted when the page changed; every run keeps what it reached")
-
-
-def _stop_clicked() -> None:
-    comparison = current_comparison()
-    if comparison is not None:
-        comparison.stop()
+DEFENCES = run_engine.LiveRun(key="defence_comparison", buttons=("def_run", "def_stop"),
+                              interrupted="interrupted when the page changed; every run keeps what it reached")
 
 
 # ---------------------------------------------------------------------------------------------------- settings
@@ -237,7 +213,7 @@ def setting_line() -> str:
     """The setting in a few words, under its fold."""
     _init_state()
     state = st.session_state
-    attack = ATTACK_LABELS.get(state["def_attack"], state["def_attack"]).split(" (")[0]
+    attack = attack_label(state["def_attack"]).split(" (")[0]
     model = MODEL_LABELS.get(state["def_model"], state["def_model"]).split(" (")[0]
     defence = KIND_LABELS.get(state["def_kind"], state["def_kind"])
     steps = int(state["def_steps"])
@@ -255,7 +231,7 @@ def defence_settings(photo: Photo | None) -> tuple[DefenceSetup | None, int]:
     grid = st.grid(4, min_column_width=200, gap="medium")
     keep = {"persist_state": PERSIST}
     with grid:
-        st.selectbox("Attack", ATTACK_NAMES, key="def_attack", format_func=lambda a: ATTACK_LABELS.get(a, a),
+        st.selectbox("Attack", attack_names(), key="def_attack", format_func=attack_label,
                      help="The same attack runs once per strength, and once without a defence.", **keep)
         st.selectbox("Victim model", MODEL_NAMES, key="def_model", format_func=lambda m: MODEL_LABELS.get(m, m),
                      help="The shared model the client trains; the attacker knows all its weights.", **keep)
@@ -303,15 +279,6 @@ def photo_label(photo: Photo | None) -> int:
     return int(st.session_state.get("def_label", 0))
 
 
-def run_controls(ready: bool) -> bool:
-    """Run and Stop; returns True when the comparison should start in this script run."""
-    start, _ = run_and_stop_buttons(
-        "Run the comparison", ("def_run", "def_stop"), ready, _stop_clicked,
-        run_help="One attack per strength, and one without a defence, side by side.",
-        stop_help="End every run now and keep what they reached.")
-    return start
-
-
 # ---------------------------------------------------------------------------------------------------- live
 
 
@@ -329,7 +296,7 @@ class TileRow:
     """The private photo, the undefended run, then one column per strength: the naive attacker's picture, and
     below it the one of the attacker who knows the defence; ``show`` redraws one run's picture."""
 
-    def __init__(self, comparison: Comparison, key: str):
+    def __init__(self, comparison: DefenceComparison, key: str):
         columns = min(len(comparison.defended) + 2, 8)
         grid = st.container(key=f"pixels_{key}").grid(columns, min_column_width=110, gap="small")
         first = comparison.reference.history
@@ -353,7 +320,7 @@ class TileRow:
         _tile_image(self.slots[index], lane.history.latest, lane)
 
 
-def _progress(comparison: Comparison, slot, active: int) -> None:
+def _progress(comparison: DefenceComparison, slot, active: int) -> None:
     steps = comparison.config.steps
     done = [lane.history.last_row["step"] for lane in comparison.lanes if lane.history.last_row]
     step = min(done) if done else 0
@@ -363,7 +330,7 @@ def _progress(comparison: Comparison, slot, active: int) -> None:
                                                f"{len(comparison.lanes)} runs still going")
 
 
-def _lines_chart(comparison: Comparison, slot, redraw: int) -> None:
+def _lines_chart(comparison: DefenceComparison, slot, redraw: int) -> None:
     fig = charts.defence_lines_figure([lane.name for lane in comparison.lanes],
                                       [lane.history.rows for lane in comparison.lanes],
                                       [lane.adaptive for lane in comparison.lanes])
@@ -388,7 +355,7 @@ def _cost(run: AttackRun) -> DefenseCost:
     return dfn.learning_cost(run.victim.model, run.images, run.labels, report.true_update, report.update)
 
 
-def _prepare(setup: DefenceSetup, photo: Photo, label: int, run_id: int) -> tuple[Comparison, list[AttackRun]]:
+def _prepare(setup: DefenceSetup, photo: Photo, label: int, run_id: int) -> tuple[DefenceComparison, list[AttackRun]]:
     """Every run's victim and shared update, and the federated model trained with each strength."""
     with st.spinner(f"The client computes its update {len(setup.strengths) + 1} times: as it is, and with each "
                     "strength of the defence..."):
@@ -397,70 +364,70 @@ def _prepare(setup: DefenceSetup, photo: Photo, label: int, run_id: int) -> tupl
     with st.spinner(f"A small federated model trains for {setting.rounds} rounds with {setting.clients} clients, "
                     "once per strength (a few seconds)..."):
         utilities = {spec: utility(spec, setting) for spec in ("", *(d.spec for d in setup.strengths))}
-    comparison = Comparison(run_id, setup.kind, setup.config, label, photo.title, utilities=utilities)
+    comparison = DefenceComparison(run_id, setup.kind, setup.config, label, photo.title, utilities=utilities)
     for defense, adaptive, run in built:
         history = RunHistory.start(run_id, run, photo.title, photo.sample)
         comparison.lanes.append(Lane(defense, history, _cost(run), adaptive))
     return comparison, [run for _, _, run in built]
 
 
+class LiveTiles:
+    """What a running defence comparison shows: the progress line, the row of pictures, the lines chart."""
+
+    def __init__(self, comparison: DefenceComparison):
+        self.comparison = comparison
+        self.progress_slot = st.empty()
+        self.tiles = TileRow(comparison, "def_live")
+        self.chart_slot = st.container(key="def_live_chart").empty()
+        self.drawn = [-1] * len(comparison.lanes)  # the step each lane's picture shows
+        self.redraws = 0
+        self.active = len(comparison.lanes)
+
+    def draw(self) -> None:
+        _progress(self.comparison, self.progress_slot, self.active)
+        for i, lane in enumerate(self.comparison.lanes):
+            if lane.history.latest is not None and lane.history.latest.step != self.drawn[i]:
+                self.drawn[i] = lane.history.latest.step
+                self.tiles.show(i, lane)
+
+    def draw_chart(self) -> None:
+        self.redraws += 1
+        _lines_chart(self.comparison, self.chart_slot, self.redraws)
+
+
 def live_comparison(photo: Photo, setup: DefenceSetup, label: int) -> None:
     """Prepare one victim per strength, then run all the attacks in turns, one step each, redrawing in place."""
     # The time budget covers the attack runs; the federated training before them takes a few seconds.
-    st.session_state[KEY_RUNS] = st.session_state.get(KEY_RUNS, 0) + 1
+    runs: list[AttackRun] = []
+
+    def make(run_id: int) -> DefenceComparison:
+        comparison, built = _prepare(setup, photo, label, run_id)
+        runs.extend(built)
+        return comparison
+
     try:
-        comparison, runs = _prepare(setup, photo, label, st.session_state[KEY_RUNS])
+        comparison = DEFENCES.begin(make)
     except BadInputError as err:
         st.error(str(err), icon=":material/error:")
         return
-    st.session_state[KEY_COMPARISON] = comparison
-
     if comparison.reference.history.warning:
         st.warning(comparison.reference.history.warning, icon=":material/warning:")
     queue_slot = st.empty()
-    progress_slot = st.empty()
-    tiles = TileRow(comparison, "def_live")
-    chart_slot = st.container(key="def_live_chart").empty()
+    view = LiveTiles(comparison)
 
-    slots = run_slots()
-
-    def keep_waiting(position: int) -> bool:
-        queue_slot.info(queue_message(position, slots.slots), icon=":material/hourglass_top:")
-        return True
+    def store(step: tuple[int, Snapshot | None]) -> None:
+        i, snap = step
+        if snap is not None:
+            comparison.lanes[i].history.add(snap)
+            return
+        view.active -= 1
+        assert runs[i].result is not None
+        comparison.lanes[i].history.finish(runs[i].result)
 
     # One slot for the whole comparison: its runs take turns on one thread. Each run's clock (and so its time
     # budget) counts from the first round, so the budget bounds the comparison as a whole.
-    with slots.hold(keep_waiting), ExitStack() as stack:
-        for run in runs:
-            stack.enter_context(interruptible(run))
-        queue_slot.empty()
-        iterators = {i: iter(run) for i, run in enumerate(runs)}
-        drawn = [-1] * len(runs)
-        last_frame = last_chart = 0.0
-        redraws = 0
-        while iterators:
-            for i in list(iterators):
-                lane = comparison.lanes[i]
-                try:
-                    snap = next(iterators[i])
-                except StopIteration:
-                    del iterators[i]
-                    assert runs[i].result is not None
-                    lane.history.finish(runs[i].result)
-                    continue
-                lane.history.add(snap)
-            now = time.perf_counter()
-            if now - last_frame >= 1 / REDRAW_HZ:
-                last_frame = now
-                _progress(comparison, progress_slot, len(iterators))
-                for i, lane in enumerate(comparison.lanes):
-                    if lane.history.latest is not None and lane.history.latest.step != drawn[i]:
-                        drawn[i] = lane.history.latest.step
-                        tiles.show(i, lane)
-            if now - last_chart >= 1 / CHART_HZ:
-                last_chart = now
-                redraws += 1
-                _lines_chart(comparison, chart_slot, redraws)
+    with DEFENCES.turn(queue_slot):
+        run_engine.follow(run_engine.in_turns(runs), store, view.draw, view.draw_chart)
     comparison.status = "ok"
     if any(lane.history.status == "timeout" for lane in comparison.lanes):
         comparison.message = (f"the runs share the time budget of {setup.config.max_seconds:g} s, and reached it: "
@@ -471,20 +438,20 @@ def live_comparison(photo: Photo, setup: DefenceSetup, label: int) -> None:
 # ---------------------------------------------------------------------------------------------------- results
 
 
-def results_tiles(comparison: Comparison) -> None:
+def results_tiles(comparison: DefenceComparison) -> None:
     if comparison.reference.history.warning:
         st.warning(comparison.reference.history.warning, icon=":material/warning:")
     tiles = TileRow(comparison, f"def_result_{comparison.run_id}")
     for i, lane in enumerate(comparison.lanes):
         tiles.show(i, lane)
-    status = STATUS_TEXT.get(comparison.status, comparison.status)
+    status = run_engine.STATUS_TEXT.get(comparison.status, comparison.status)
     st.caption(f"Status: **{status}**" + (f": {comparison.message}" if comparison.message else "")
                + f" · {comparison.config.attack} on {comparison.config.model} at {comparison.config.size} px, "
                  f"{comparison.config.steps} steps per run, seed {comparison.config.seed}, label "
                  f"{class_name(comparison.label)}.")
 
 
-def privacy_utility_charts(comparison: Comparison) -> None:
+def privacy_utility_charts(comparison: DefenceComparison) -> None:
     """Both attackers' PSNR against the strength, beside the federated model's accuracy with it."""
     outcomes = [o for o, lane in zip(comparison.outcomes(), [comparison.reference, *comparison.defended],
                                      strict=True) if lane.psnr is not None]
@@ -536,7 +503,7 @@ def privacy_words(outcomes: list[Outcome]) -> str:
     return " ".join(parts)
 
 
-def results_table(comparison: Comparison) -> None:
+def results_table(comparison: DefenceComparison) -> None:
     rows = []
     for lane in comparison.lanes:
         row = lane.history.last_row
@@ -546,7 +513,7 @@ def results_table(comparison: Comparison) -> None:
         rows.append({
             "strength": lane.title,
             "attacker": "knows the defence" if lane.adaptive else "naive",
-            "PSNR (dB)": None if row is None else round(min(row["psnr"], 99.0), 2),
+            "PSNR (dB)": None if row is None else round(min(row["psnr"], PSNR_CAP), 2),
             "SSIM": None if row is None else round(row["ssim"], 3),
             "MSE on 0-255": None if row is None else number(row["mse_255"]),
             "label": None if row is None else ("right" if lane.history.label_correct else "wrong"),
@@ -570,7 +537,7 @@ def _epsilon_text(defense: Defense | None) -> str:
     return "∞" if math.isinf(eps) else f"{eps:,.3g}"
 
 
-def epsilon_note(comparison: Comparison) -> None:
+def epsilon_note(comparison: DefenceComparison) -> None:
     """For the DP recipe: the privacy budget from Opacus's accountant, with the assumptions it rests on."""
     if comparison.kind != "dp":
         return

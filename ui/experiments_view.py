@@ -2,18 +2,13 @@
 table, charts and a CSV of every run.
 
 The grid, the rows and the summary are ``dlg_core.experiment``'s (the command line's ``experiment``), so a
-row here is the row the CLI writes. Each run goes to a worker thread while the page's script run waits on
-it, checking in with Streamlit ten times a second: Stop, a reload or a closed tab then ends the wait at
-once, the worker is told to stop (the attack looks at its stop event after every step), and every row
-finished before is kept. The whole grid holds one of the server's run slots (``ui.attack_view.run_slots``).
+row here is the row the CLI writes. The lifecycle is ``ui.run_engine``'s, as on every page: the whole grid
+holds one of the server's run slots, each run goes on inside the page's script run with check-ins, so Stop, a
+reload or a closed tab ends it at once, and every row finished before is kept (Resume runs the rest).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import math
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,15 +16,13 @@ from typing import Any
 import streamlit as st
 
 from dlg_core import experiment
+from dlg_core.csv_cells import number
 from dlg_core.errors import BadInputError
-from dlg_core.metrics import SUCCESS_PSNR
+from dlg_core.metrics import PSNR_CAP, SUCCESS_PSNR
 
-from . import charts
-from .attack_view import CHECK_IN_SECONDS, STATUS_TEXT, queue_message, run_slots
+from . import charts, run_engine
 
-KEY_EXPERIMENT = "experiment_run"
 KEY_PRESET = "exp_preset"
-JOIN_SECONDS = 5.0  # how long a stopped page waits for its worker to notice the stop event
 
 
 @dataclass
@@ -61,30 +54,7 @@ class ExperimentRun:
             self.message = message or "The rows done are kept; Resume runs the rest."
 
 
-def current_run() -> ExperimentRun | None:
-    return st.session_state.get(KEY_EXPERIMENT)
-
-
-def settle_interrupted_run() -> None:
-    """A grid still "running" when the page starts was interrupted (Stop, or another click): keep its rows."""
-    run = current_run()
-    if run is not None and run.running:
-        run.stop()
-
-
-def _stop_clicked() -> None:
-    run = current_run()
-    if run is not None:
-        run.stop()
-
-
-def _number(value: Any) -> float | None:
-    """A row's cell as a finite number, or None (rows hold numbers; a CSV read back holds text)."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
+EXPERIMENTS = run_engine.LiveRun(key="experiment_run", buttons=("exp_run", "exp_stop"))
 
 
 # ---------------------------------------------------------------------------------------------------- choose
@@ -121,55 +91,19 @@ def preset_picker() -> tuple[experiment.Preset, list[experiment.Job]]:
 
 
 def _resumable(preset: experiment.Preset, jobs: list[experiment.Job]) -> ExperimentRun | None:
-    run = current_run()
+    run = EXPERIMENTS.current()
     if run is None or run.preset != preset.name or run.keys != tuple(job.key for job in jobs) or run.complete:
         return None
     return run if run.rows else None
 
 
-def run_controls(preset: experiment.Preset, jobs: list[experiment.Job]) -> bool:
-    """Run (or Resume) and Stop; returns True when the grid should run in this script run."""
+def run_label(preset: experiment.Preset, jobs: list[experiment.Job]) -> str:
+    """Run, or Resume when this preset's grid was stopped part way."""
     partial = _resumable(preset, jobs)
-    label = f"Resume ({len(partial.rows)} of {len(jobs)} done)" if partial else "Run the preset"
-    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-        start = st.button(label, key="exp_run", type="primary", icon=":material/play_arrow:",
-                          disabled=not jobs, help="Runs the quick grid here, one run after another.")
-        st.button("Stop", key="exp_stop", icon=":material/stop:", disabled=not start, on_click=_stop_clicked,
-                  help="End the grid now; the runs already done are kept.")
-    return start
+    return f"Resume ({len(partial.rows)} of {len(jobs)} done)" if partial else "Run the preset"
 
 
 # ---------------------------------------------------------------------------------------------------- run
-
-
-def _run_in_worker(job: experiment.Job) -> dict[str, Any]:
-    """``experiment.run_job`` in a worker thread, while this script run checks in with Streamlit.
-
-    A long L-BFGS step never calls into Streamlit, so the page could not be stopped until the run ended; here
-    the waiting loop does the check-ins, and if Streamlit ends the script run (Stop, reload, closed tab) the
-    ``finally`` tells the worker to stop after its current step.
-    """
-    stop = threading.Event()
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["row"] = experiment.run_job(job, stop_event=stop)
-        except Exception as err:  # noqa: BLE001 - handed to the page, which shows it in one line
-            box["error"] = err
-
-    worker = threading.Thread(target=work, name="experiment-run", daemon=True)
-    worker.start()
-    try:
-        while worker.is_alive():
-            worker.join(CHECK_IN_SECONDS)
-            st.session_state.get(KEY_EXPERIMENT)  # a check-in: a pending Stop or rerun leaves from here
-    finally:
-        stop.set()
-        worker.join(JOIN_SECONDS)
-    if "error" in box:
-        raise box["error"]
-    return box["row"]
 
 
 def _row_line(row: dict[str, Any]) -> str:
@@ -180,10 +114,10 @@ def _row_line(row: dict[str, Any]) -> str:
     text = f"{icon} **{row['image']}** · {row['attack']} on {row['model']} · seed {row['seed']}"
     if row.get("defenses") not in (None, "", "none"):
         text += f" · {row['defenses']}"
-    text += f": {STATUS_TEXT.get(status, status).lower()}"
-    psnr = _number(row.get("final_psnr"))
+    text += f": {run_engine.STATUS_TEXT.get(status, status).lower()}"
+    psnr = number(row.get("final_psnr"))
     if psnr is not None:
-        text += f", {min(psnr, 99.0):.1f} dB" if psnr <= 99 else ", over 99 dB"
+        text += f", {psnr:.1f} dB" if psnr <= PSNR_CAP else f", over {PSNR_CAP:.0f} dB"
     if row.get("label_correct") is not None and status not in experiment.NOT_RUN:
         text += f", label {'right' if row['label_correct'] in (True, 'True') else 'wrong'}"
     if status in experiment.NOT_RUN and row.get("message"):
@@ -201,40 +135,40 @@ def _eta(run: ExperimentRun, left: int, started: float, done_before: int) -> str
 
 def live_experiment(preset: experiment.Preset, jobs: list[experiment.Job]) -> None:
     """Run the jobs not done yet, one after another: a progress bar, a line per finished run, the table growing."""
-    run = _resumable(preset, jobs) or ExperimentRun(preset.name, tuple(job.key for job in jobs))
+    keys = tuple(job.key for job in jobs)
+    run = EXPERIMENTS.begin(lambda _: _resumable(preset, jobs) or ExperimentRun(preset.name, keys))
     run.status, run.message = "running", None
-    st.session_state[KEY_EXPERIMENT] = run
     todo = [job for job in jobs if job.key not in run.done]
     queue_slot = st.empty()
     progress = st.progress(len(run.rows) / len(jobs), text=f"{len(run.rows)} of {len(jobs)} runs done")
     table_slot = st.empty()
-    slots = run_slots()
-
-    def keep_waiting(position: int) -> bool:
-        queue_slot.info(queue_message(position, slots.slots), icon=":material/hourglass_top:")
-        return True
-
     started, done_before = time.perf_counter(), len(run.rows)
+
+    def draw_next() -> None:
+        if len(run.rows) - done_before < len(todo):
+            job = todo[len(run.rows) - done_before]
+            progress.progress(len(run.rows) / len(jobs),
+                              text=f"Run {len(run.rows) + 1} of {len(jobs)}: {_describe(job)} · "
+                                   f"{_eta(run, len(todo) - len(run.rows) + done_before, started, done_before)}")
+
+    def store(row: dict[str, Any]) -> None:
+        run.rows.append(row)
+        run.seconds += float(number(row.get("seconds")) or 0.0)
+        st.markdown(_row_line(row))
+        with table_slot.container():
+            summary_table(run, preset)
+        draw_next()
+
     with st.status(f"Running {len(todo)} runs of {preset.name}...", expanded=True) as status:
         for row in run.rows:
             st.markdown(_row_line(row))
-        with slots.hold(keep_waiting):
-            queue_slot.empty()
-            for i, job in enumerate(todo):
-                progress.progress(len(run.rows) / len(jobs),
-                                  text=f"Run {len(run.rows) + 1} of {len(jobs)}: {_describe(job)} · "
-                                       f"{_eta(run, len(todo) - i, started, done_before)}")
-                try:
-                    row = _run_in_worker(job)
-                except Exception as err:  # noqa: BLE001 - run_job promises rows; a page must survive a bug
-                    run.status, run.message = "error", f"The run failed: {type(err).__name__}: {err}"[:300]
-                    status.update(label="A run failed", state="error")
-                    break
-                run.rows.append(row)
-                run.seconds += float(_number(row.get("seconds")) or 0.0)
-                st.markdown(_row_line(row))
-                with table_slot.container():
-                    summary_table(run, preset)
+        with EXPERIMENTS.turn(queue_slot):
+            draw_next()
+            try:  # run_job promises rows; a page must survive a bug
+                run_engine.follow((experiment.run_job(job) for job in todo), store)
+            except Exception as err:  # noqa: BLE001 - Streamlit's Stop and rerun are BaseExceptions: they pass
+                run.status, run.message = "error", f"The run failed: {type(err).__name__}: {err}"[:300]
+                status.update(label="A run failed", state="error")
         if run.running:
             status.update(label=f"{len(run.rows)} runs done", state="complete", expanded=False)
     if run.running:
@@ -283,7 +217,7 @@ def summary_charts(run: ExperimentRun, preset: experiment.Preset) -> None:
                                                      " · ".join(preset.by)),
                       config={"displayModeBar": False}, key="exp_rates")
     right.plotly_chart(charts.experiment_runs_figure(
-        [_group(row, preset.by) for row in ran], [_number(row.get("final_psnr")) for row in ran],
+        [_group(row, preset.by) for row in ran], [number(row.get("final_psnr")) for row in ran],
         [f"{row['image']}, seed {row['seed']}: {row['status']}" for row in ran], " · ".join(preset.by)),
         config={"displayModeBar": False}, key="exp_runs")
     st.caption(f"First chart (left, or above on a phone): per group, the share of runs whose reconstruction reached "
@@ -293,7 +227,7 @@ def summary_charts(run: ExperimentRun, preset: experiment.Preset) -> None:
 
 
 def results_view(run: ExperimentRun, preset: experiment.Preset) -> None:
-    status = STATUS_TEXT.get(run.status, run.status.capitalize())
+    status = run_engine.STATUS_TEXT.get(run.status, run.status.capitalize())
     st.caption(f"Status: **{status}** · {len(run.rows)} of {len(run.keys)} runs · {run.seconds:.0f} s of attack "
                "time" + (f". {run.message}" if run.message and run.status != "error" else ""))
     if run.status == "error":
@@ -307,16 +241,6 @@ def results_view(run: ExperimentRun, preset: experiment.Preset) -> None:
         shown = ("image", "attack", "model", "size", "classes", "seed", "defenses", "status", "final_psnr",
                  "final_ssim", "final_mse_255", "label_correct", "steps_run", "seconds", "update_cosine", "message")
         st.dataframe([{name: row.get(name) for name in shown} for row in run.rows], hide_index=True)
-    st.download_button("Every run (CSV)", rows_to_csv(run.rows), f"experiment_{run.preset}_quick.csv", "text/csv",
-                       icon=":material/download:", on_click="ignore", key="exp_csv",
+    st.download_button("Every run (CSV)", experiment.rows_to_csv(run.rows), f"experiment_{run.preset}_quick.csv",
+                       "text/csv", icon=":material/download:", on_click="ignore", key="exp_csv",
                        help="The rows the command line writes, one per run, built in memory.")
-
-
-def rows_to_csv(rows: list[dict[str, Any]]) -> str:
-    """The rows as the command line's CSV (its columns, in its order), built in memory."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=experiment.COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({name: "" if row.get(name) is None else row[name] for name in experiment.COLUMNS})
-    return out.getvalue()

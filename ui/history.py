@@ -72,7 +72,7 @@ class RunHistory:
             original=tensor_to_numpy(run.images[:1].cpu()), label_true=run.labels,
             gradient_numel=report.update.numel, gradient_norm=report.update.norm, victim_loss=report.loss,
             victim_true_probability=report.true_label_probability, victim_seed=run.victim.seed,
-            warning=report.warning,
+            warning=run.victim.warning,
             batch_original=_arrays(run.images) if run.images.shape[0] > 1 else None,
         )
 

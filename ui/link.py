@@ -21,7 +21,7 @@ from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 
-from dlg_core import limits
+from dlg_core import attack_registry, limits
 from dlg_core.config import AttackConfig
 from dlg_core.errors import BadInputError
 from dlg_core.images import SAMPLES, sample
@@ -107,7 +107,7 @@ AUTOLINKS = (("://", ":\u200b//"), ("www.", "www\u200b."), ("@", "\u200b@"))
 def link_params(config: AttackConfig, sample_name: str | None, label: int, photos: int = 1) -> dict[str, str]:
     """The query parameters that reproduce a run; only a bundled sample is named, never a user's photo."""
     params: dict[str, str] = {"v": LINK_VERSION}
-    if config.attack == "imprint":
+    if attack_registry.get(config.attack).malicious:
         params["batch"] = str(photos)
     if sample_name is not None:
         params["sample"] = sample_name

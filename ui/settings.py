@@ -1,4 +1,5 @@
-"""The attack's settings: one widget per AttackConfig field, defaults always read from ``dlg_core.config``.
+"""The attack's settings: one widget per AttackConfig setting, drawn from its declaration in ``dlg_core.config``
+(``SETTINGS``: label, help, range or choices, and the group of the panel that shows it); defaults read from there.
 
 ``DEFAULT`` gives the starting values; the settings that depend on the attack or the victim
 (``config.TUNED``, e.g. DLG's distance) follow ``config.default_for`` when either is changed.
@@ -13,17 +14,15 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from dlg_core import attack_registry, limits
 from dlg_core import config as cfg
-from dlg_core import limits
 from dlg_core.config import DEFAULT, AttackConfig
 from dlg_core.errors import BadInputError
 from dlg_core.images import CLASS_NAMES, SAMPLES
 
-# Session-state key of each exposed AttackConfig field; the rest (device) come from KEY_BASE.
-FIELD_KEYS = {name: f"cfg_{name}" for name in (
-    "model", "attack", "size", "classes", "steps", "seed", "distance", "init", "lr", "max_iter", "history_size",
-    "line_search", "lbfgs", "precision", "threads", "max_seconds", "redraw_weak_victim", "activation", "trained_steps",
-    "fedavg_steps", "fedavg_lr", "clients", "labels_known", "batchnorm_train") if hasattr(DEFAULT, name)}
+# Session-state key of each setting with a widget (its declaration names a group); the rest (device, the
+# Inverting Gradients' own) come from KEY_BASE.
+FIELD_KEYS = {name: f"cfg_{name}" for name, declared in cfg.SETTINGS.items() if declared.group}
 KEY_LABEL = "cfg_label"
 KEY_LARGE = "cfg_large_images"
 KEY_BASE = "cfg_base"  # the config the widgets start from: DEFAULT, or a shared link's
@@ -34,29 +33,9 @@ PERSIST = "session"  # widget values survive a visit to the other page
 MODEL_LABELS = {"wide_cnn": "Wide CNN (the default)", "lenet": "LeNet (DLG's victim)",
                 "cnn": "CNN (the seed paper's kind)",
                 "mlp": "MLP (fully connected)", "resnet": "ResNet (small, deeper)"}
-ATTACK_LABELS = {"dlg": "DLG (Zhu et al. 2019)", "idlg": "iDLG (Zhao et al. 2020)",
-                 "ig": "Inverting Gradients (Geiping et al. 2020)", "analytic": "Closed form (MLP victims only)",
-                 "imprint": "Malicious server: imprint (Fowl et al. 2022)",
-                 "layerwise": "Layer by layer (R-GAP; the seed paper's method)"}
 DISTANCE_LABELS = {"l2": "L2, squared (the papers')", "nl2": "L2, normalised", "cosine": "Cosine (Geiping et al.)"}
 INIT_LABELS = {"grey": "mid-grey", "normal": "random normal (DLG's)", "uniform": "random uniform"}
 ACTIVATION_LABELS = {"sigmoid": "sigmoid (smooth: DLG's)", "tanh": "tanh", "relu": "ReLU (what people train)"}
-# Shown wherever the closed-form attack can be chosen (the reasons: dlg_core/attacks/analytic.py's docstring).
-ANALYTIC_NOTE = (
-    "**The closed form** reads the photo straight off the first layer: for a fully-connected first layer "
-    "y = W x + b, each row of the weight gradient is the photo scaled by that row's bias gradient, so one "
-    "division gives it back, exact and instant. That needs a victim whose first layer is fully connected "
-    "(the MLP). **With a batch** it gives mixtures, not photos: the shared gradient is a sum over the batch, "
-    "so each row is the photos added up with different weights, and dividing gives a weighted average of "
-    "them. Only a unit that a single photo switches on gives that photo clean (the command line attacks "
-    "batches: `--image`, repeated).")
-# Shown wherever the layer-by-layer attack can be chosen (the reasons: dlg_core/attacks/layerwise.py's docstring).
-LAYERWISE_NOTE = (
-    "**Layer by layer** reads the fully-connected layer's input straight off its gradient, then undoes each "
-    "convolution below by least squares (its output and its own weight gradient give linear equations on its "
-    "input), down to the photo: no gradient matching where every layer has enough equations. It needs "
-    "activations it can undo (sigmoid, tanh: not ReLU), no ResNet, and one photo (with a batch, each row gives a "
-    "mixture of the photos' features). *How it works* shows each layer's recovered features for your photo.")
 # Shown wherever a trained victim can be chosen (dlg_core/training.py measures it; client.py flags weak updates).
 TRAINED_NOTE = ("**A trained victim leaks differently.** It is confident on photos like the ones it learnt from, "
                 "and every gradient starts from (p - y) at the output: near p = 100% they all shrink, so the "
@@ -65,9 +44,21 @@ TRAINED_NOTE = ("**A trained victim leaks differently.** It is confident on phot
                 "what the gradient describes: learnt edges and colours instead of random features.")
 
 
-def _label(names: dict[str, str]):
-    """A readable name for a choice; a choice dlg_core adds later shows under its own name."""
-    return lambda value: names.get(value, value)
+# Readable names for a setting's choices; a choice (or a setting) without one shows under its own name.
+CHOICE_LABELS = {"model": MODEL_LABELS, "distance": DISTANCE_LABELS, "init": INIT_LABELS,
+                 "activation": ACTIVATION_LABELS}
+# When a setting's widget is greyed out: it does nothing in the current setting.
+DISABLED = {
+    "activation": lambda state: state[FIELD_KEYS["model"]] == "resnet",  # the ResNet is always ReLU
+    "fedavg_lr": lambda state: state[FIELD_KEYS["fedavg_steps"]] == 1,
+    "batchnorm_train": lambda state: state[FIELD_KEYS["model"]] != "resnet",
+    "threads": lambda state: limits.THREADS_PER_RUN == 1,
+}
+
+
+def attack_label(name: str) -> str:
+    """The attack's name in the settings (declared with it: dlg_core/attack_registry.py)."""
+    return attack_registry.get(name).label
 
 
 def class_name(index: int) -> str:
@@ -145,83 +136,72 @@ def _size_options() -> list[int]:
     return sorted(sizes)
 
 
+def _choice_label(name: str) -> Callable[[str], str]:
+    if name == "attack":
+        return attack_label
+    names = CHOICE_LABELS.get(name, {})
+    return lambda value: names.get(value, value)
+
+
+def setting_widget(name: str, **options) -> None:
+    """One setting's widget, from its declaration (dlg_core/config.py): a choice, a toggle or a number within
+    its range; ``options`` go to the widget (``on_change``, a tighter ``max_value``)."""
+    declared, kind = cfg.SETTINGS[name], str(AttackConfig.__dataclass_fields__[name].type)
+    options = {"key": FIELD_KEYS[name], "persist_state": PERSIST, "help": declared.help,
+               "disabled": DISABLED.get(name, lambda state: False)(st.session_state), **options}
+    if name == "size":  # the resolutions offered (any size from a shared link too)
+        st.select_slider(declared.label, _size_options(), **options)
+    elif declared.choices is not None:
+        st.selectbox(declared.label, declared.options(), format_func=_choice_label(name), **options)
+    elif kind == "bool":
+        st.toggle(declared.label, **options)
+    else:
+        number = float if kind == "float" else int
+        options = {"min_value": number(declared.low), "max_value": number(declared.high), "step": number(declared.step),
+                   **({"format": "%g"} if kind == "float" else {}), **options}
+        st.number_input(declared.label, **options)
+
+
+def group_settings(group: str) -> list[str]:
+    """The settings drawn in ``group``, in the order of their declaration."""
+    return [name for name, declared in cfg.SETTINGS.items() if declared.group == group]
+
+
 def _main_settings(choose_attack: bool = True) -> None:
-    k = FIELD_KEYS
+    """The attack, the victim, the photo's size and label, the budget: the settings of group "main"."""
+    follow = {"on_change": _follow_attack_and_victim}  # a new attack or victim brings its measured defaults
     grid = st.grid(4, min_column_width=210, gap="medium")
     with grid:
-        st.selectbox("Victim model", cfg.MODEL_NAMES, key=k["model"], format_func=_label(MODEL_LABELS),
-                     persist_state=PERSIST, on_change=_follow_attack_and_victim,
-                     help="The shared model every client trains; the server sent it, so the attacker knows "
-                          "all its weights.")
-        if choose_attack:
-            st.selectbox("Attack", cfg.ATTACK_NAMES, key=k["attack"], format_func=_label(ATTACK_LABELS),
-                         persist_state=PERSIST, on_change=_follow_attack_and_victim,
-                         help="DLG guesses photo and label together; iDLG first reads the label off the last "
-                              "layer's gradient, then rebuilds only the photo; Inverting Gradients matches the "
-                              "gradient's direction with a smoothness prior; the closed form reads an MLP's "
-                              "input straight off its first layer (exact for one photo; for a batch it gives "
-                              "mixtures of the photos); the malicious server changes the model it sends so that "
-                              "a whole batch can be read off, exactly.")
-        st.selectbox("Gradient distance", cfg.DISTANCE_NAMES, key=k["distance"], format_func=_label(DISTANCE_LABELS),
-                     persist_state=PERSIST,
-                     help="How the attacker scores the mismatch between its guess's gradient and the "
-                          "gradient the client shared (each attack starts from its own measured choice: "
-                          "DLG the squared L2, which keeps the gradient's scale its learnt label needs).")
-        st.number_input("Seed", 0, 2**31 - 1, step=1, key=k["seed"], persist_state=PERSIST,
-                        help="Draws the shared model's starting weights and the attacker's start: the same "
-                             "seed replays the same run.")
-        st.select_slider("Resolution (pixels per side)", _size_options(), key=k["size"], persist_state=PERSIST,
-                         help="Size of the client's training photo: more pixels are more unknowns for the "
-                              "attacker to recover from the same gradient.")
-        st.number_input("Number of classes", 2, limits.MAX_CLASSES, step=1, key=k["classes"],
-                        persist_state=PERSIST,
-                        help="Outputs of the shared model (2 = cat/dog); the last layer has one gradient row "
-                             "per class.")
-        classes = int(st.session_state[k["classes"]])
-        if st.session_state[KEY_LABEL] >= classes:  # fewer classes than the label: fall back to the first
-            st.session_state[KEY_LABEL] = 0
-        st.selectbox("True label", range(classes), key=KEY_LABEL, format_func=class_name, persist_state=PERSIST,
-                     help="The label the client trains this photo with: private, yet written into its "
-                          "gradient.")
-        if choose_attack:
-            st.number_input("Attack steps", 1, limits.MAX_STEPS, step=50, key=k["steps"], persist_state=PERSIST,
-                            help="Optimisation steps the attacker may take on the one gradient it intercepted "
-                                 "(it stops early when it has converged).")
-    if choose_attack and st.session_state[k["attack"]] == "analytic":
-        st.caption(ANALYTIC_NOTE)
-    if choose_attack and st.session_state[k["attack"]] == "layerwise":
-        st.caption(LAYERWISE_NOTE)
+        for name in group_settings("main"):
+            if choose_attack or name not in ("attack", "steps"):
+                setting_widget(name, **(follow if name in ("attack", "model") else {}))
+            if name == "classes":
+                _true_label()
+    attack = attack_registry.get(st.session_state[FIELD_KEYS["attack"]])
+    if choose_attack and attack.note:
+        st.caption(attack.note)
+
+
+def _true_label() -> None:
+    classes = int(st.session_state[FIELD_KEYS["classes"]])
+    if st.session_state[KEY_LABEL] >= classes:  # fewer classes than the label: fall back to the first
+        st.session_state[KEY_LABEL] = 0
+    st.selectbox("True label", range(classes), key=KEY_LABEL, format_func=class_name, persist_state=PERSIST,
+                 help="The label the client trains this photo with: private, yet written into its gradient.")
 
 
 def _victim_settings() -> None:
     """How the victim was made and what it shares: its activation, trained or random, FedSGD or FedAvg."""
-    k = FIELD_KEYS
-    if not {"activation", "trained_steps", "fedavg_steps", "fedavg_lr"} <= set(k):
-        return
     with st.container(border=True):
         st.markdown(":material/model_training: **The victim:** activation, trained or random, FedAvg")
         grid = st.grid(4, min_column_width=210, gap="medium")
         with grid:
-            st.selectbox("Activation", cfg.ACTIVATIONS, key=k["activation"], format_func=_label(ACTIVATION_LABELS),
-                         persist_state=PERSIST, disabled=st.session_state[k["model"]] == "resnet",
-                         help="Of the LeNet, CNN and MLP victims (the ResNet is always ReLU). L-BFGS on the "
-                              "squared distance needs a smooth one; on ReLU nets try Inverting Gradients.")
-            st.number_input("Training steps before the attack", 0, 2000, step=100, key=k["trained_steps"],
-                            persist_state=PERSIST,
-                            help="0: a freshly drawn victim, as in the DLG paper. More: the victim first learns "
-                                 "the six bundled photos for this many steps (a few seconds).")
-            st.number_input("FedAvg local steps", 1, 50, step=1, key=k["fedavg_steps"], persist_state=PERSIST,
-                            help="1 is FedSGD: the client shares its gradient. More: it takes this many SGD "
-                                 "steps on its photo and shares how far its weights moved; the attacker replays "
-                                 "those steps.")
-            st.number_input("FedAvg local learning rate", 1e-6, 10.0, key=k["fedavg_lr"], format="%g", step=0.05,
-                            persist_state=PERSIST, disabled=st.session_state[k["fedavg_steps"]] == 1,
-                            help="The client's SGD step size during its local steps.")
+            for name in group_settings("victim"):
+                setting_widget(name)
         st.caption(TRAINED_NOTE)
 
 
 def _advanced_settings() -> None:
-    k = FIELD_KEYS
     with st.container(border=True):
         st.markdown(":material/tune: **Advanced settings**")
         grid = st.grid(4, min_column_width=210, gap="medium")
@@ -230,35 +210,9 @@ def _advanced_settings() -> None:
                       persist_state=PERSIST,
                       help="Bigger training photos. The wide CNN still leaks them whole; LeNet's gradient is "
                            "then too small to pin every pixel down.")
-            st.selectbox("Attacker's starting image", cfg.INIT_NAMES, key=k["init"], format_func=_label(INIT_LABELS),
-                         persist_state=PERSIST,
-                         help="What the attacker's dummy photo looks like before the first step.")
-            st.number_input("Learning rate", 1e-6, 1e3, key=k["lr"], format="%g", step=0.1, persist_state=PERSIST,
-                            help="Step size of the attacker's L-BFGS optimiser; halved on each restart.")
-            st.number_input("Evaluations per step", 1, 100, step=1, key=k["max_iter"], persist_state=PERSIST,
-                            help="Gradient evaluations L-BFGS may spend on one step (PyTorch's max_iter).")
-            st.number_input("L-BFGS memory", 1, 1000, step=10, key=k["history_size"], persist_state=PERSIST,
-                            help="How many past steps L-BFGS remembers to model the curvature.")
-            st.selectbox("Line search", cfg.LINE_SEARCHES, key=k["line_search"], persist_state=PERSIST,
-                         help="'strong_wolfe' checks each step before taking it: steadier, slower.")
-            if "lbfgs" in k:
-                st.selectbox("L-BFGS implementation", getattr(cfg, "LBFGS_IMPLEMENTATIONS", (DEFAULT.lbfgs,)),
-                             key=k["lbfgs"], persist_state=PERSIST,
-                             help="'pytorch' is torch.optim.LBFGS as the papers used it; 'compact' is this "
-                                  "project's leaner one.")
-            st.selectbox("Precision", cfg.PRECISIONS, key=k["precision"], persist_state=PERSIST,
-                         help="Number format of the attacker's optimisation.")
-            st.number_input("CPU threads", 1, limits.THREADS_PER_RUN, step=1, key=k["threads"], persist_state=PERSIST,
-                            disabled=limits.THREADS_PER_RUN == 1,
-                            help=f"Torch threads for this run: {limits.THREADS_PER_RUN} on this shared server, so "
-                                 "that runs at once do not fight over its cores (one is often fastest for these "
-                                 "tiny models anyway).")
-            st.number_input("Time budget (seconds)", 0.1, limits.MAX_SECONDS, step=5.0, key=k["max_seconds"],
-                            format="%g", persist_state=PERSIST,
-                            help="The attacker gives up after this much wall time.")
-            st.toggle("Re-draw a victim that leaks nothing", key=k["redraw_weak_victim"], persist_state=PERSIST,
-                      help="A freshly drawn model can be so sure of its answer that its gradient is almost "
-                           "zero; re-draw its weights then.")
+            for name in group_settings("advanced"):
+                # a link made on a laptop may ask for more threads than this shared host gives a run
+                setting_widget(name, **({"max_value": limits.THREADS_PER_RUN} if name == "threads" else {}))
         st.button("Reset every setting to its default", icon=":material/restart_alt:", on_click=reset_to_defaults)
 
 
@@ -267,7 +221,7 @@ def setting_line(choose_attack: bool = True) -> str:
     init_state()
     k, state = FIELD_KEYS, st.session_state
     model = MODEL_LABELS.get(state[k["model"]], state[k["model"]]).split(" (")[0]
-    what = f"{ATTACK_LABELS.get(state[k['attack']], state[k['attack']]).split(' (')[0]} on " if choose_attack else ""
+    what = f"{attack_label(state[k['attack']]).split(' (')[0]} on " if choose_attack else ""
     steps = f", up to {int(state[k['steps']]):,} steps" if choose_attack else ""
     return f"{what}{model}, {state[k['size']]} px{steps}, seed {state[k['seed']]}"
 

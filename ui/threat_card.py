@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dlg_core import limits
+from dlg_core import attack_registry
 from dlg_core.errors import BadInputError
 
 from . import batch
-from .settings import FIELD_KEYS, PERSIST, current_config
+from .settings import FIELD_KEYS, current_config, group_settings, setting_widget
 
 KEY_TRAINED = "threat_trained"
 TRAINED_STEPS = 300  # what the switch sets; the exact number is under "The victim"
@@ -37,41 +37,33 @@ def _sync_trained() -> None:
     st.session_state[FIELD_KEYS["trained_steps"]] = TRAINED_STEPS if st.session_state[KEY_TRAINED] else 0
 
 
-def _switches(attack: str, model: str) -> None:
+def _switches(attack: str) -> None:
     k = FIELD_KEYS
     st.session_state[KEY_TRAINED] = int(st.session_state[k["trained_steps"]]) > 0
     grid = st.grid(4, min_column_width=200, gap="small")
     with grid:
-        st.number_input("Clients (secure aggregation)", 1, limits.MAX_CLIENTS, step=1, key=k["clients"],
-                        persist_state=PERSIST,
-                        help="The server sees only the sum of their updates. Honest attacks: one photo per "
-                             f"client, at most {limits.MAX_BATCH}. The malicious server: the batch is dealt "
-                             "among them.")
-        if attack == "imprint":
-            batch.batch_size_input()
-        st.toggle("Labels known to the attacker", key=k["labels_known"], persist_state=PERSIST,
-                  help="Off (the default): DLG learns the label, iDLG and Inverting Gradients read it off the last "
-                       "layer's gradient. On: the server is told the labels (Inverting Gradients' assumption).")
-        st.toggle("BatchNorm in training mode", key=k["batchnorm_train"], persist_state=PERSIST,
-                  disabled=model != "resnet",
-                  help="ResNet only: the client normalises by its batch's statistics, which the attacker "
-                       "never sees; it only has the model as it sent it.")
+        for name in group_settings("threat"):  # clients, labels known, BatchNorm mode (declared in config.py)
+            setting_widget(name)
+            if name == "clients" and attack_registry.get(attack).malicious:
+                batch.batch_size_input()
         st.toggle("Victim trained first", key=KEY_TRAINED, on_change=_sync_trained,
-                  help=f"A victim trained {TRAINED_STEPS} steps on the bundled photos (the number is under "
-                       "*The victim*) instead of a freshly drawn one.")
+                  help=f"A victim trained {TRAINED_STEPS} steps on the bundled photos, never on the attacked one (the "
+                       "number is under *The victim*), instead of a freshly drawn one.")
 
 
 def _knows(attack: str, config) -> list[str]:
-    server = "malicious" if attack == "imprint" else "honest-but-curious"
+    spec = attack_registry.get(attack)
+    server = "malicious" if spec.malicious else "honest-but-curious"
     label = ("the labels (told by the protocol)" if config.labels_known else
-             {"dlg": "no label: DLG learns it with the photo", "imprint": "no label: read off its bins",
-              }.get(attack, "no label: read off the last layer's gradient"))
+             f"no label: {spec.short} learns it with the photo" if spec.label_source == "learnt" else
+             "no label: read off its bins" if spec.label_source == "bins" else
+             "no label: read off the last layer's gradient")
     bn = ("" if config.model != "resnet" else
           " BatchNorm in training mode: the batch's statistics stay on the client." if config.batchnorm_train
           else " BatchNorm in evaluation mode: its fixed statistics are part of the model it knows.")
     who = "one client" if config.clients == 1 else f"the sum of {config.clients} clients' updates, not who sent what"
     age = "freshly drawn" if not config.trained_steps else f"trained {config.trained_steps} steps"
-    return [f"**Server:** {server}" + (", it sent an imprinted model" if attack == "imprint" else ""),
+    return [f"**Server:** {server}" + (", it sent an imprinted model" if spec.malicious else ""),
             f"**Knows:** the model's weights, the update it receives, the photo's size; {label}.{bn}",
             f"**Sees:** {who}. **Victim:** {age}."]
 
@@ -84,8 +76,8 @@ def threat_card() -> None:
         return
     with st.container(border=True, key="threat_card"):
         st.markdown("##### :material/shield_person: Threat model")
-        _switches(config.attack, config.model)
+        _switches(config.attack)
         config = current_config()
         st.markdown("  \n".join(_knows(config.attack, config)))
-        st.caption(EXPLAINED["malicious" if config.attack == "imprint" else "honest"]
+        st.caption(EXPLAINED["malicious" if attack_registry.get(config.attack).malicious else "honest"]
                    + (" " + EXPLAINED["aggregate"] if config.clients > 1 else ""))

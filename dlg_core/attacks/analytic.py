@@ -37,6 +37,7 @@ from torch import nn
 from ..client import local_training_update
 from ..errors import BadInputError
 from .base import AttackerKnowledge, AttackSettings, Progress, gradient_of
+from .distance import distance_by_layer
 from .labels import infer_batch_labels
 
 NEEDS_MLP = ("The closed-form attack needs a victim whose first layer is fully connected (mlp): "
@@ -108,27 +109,6 @@ def recover_inputs(weight_grad: torch.Tensor, bias_grad: torch.Tensor, batch: in
     in_box = candidates[outside <= BOX_TOLERANCE]
     pool = in_box if len(in_box) >= batch else candidates[outside.argsort()[:batch]]
     return _most_distinct(pool, batch, _agreed_images(pool, batch))
-
-
-def distance_by_layer(candidate: tuple[torch.Tensor, ...], target: tuple[torch.Tensor, ...], kind: str) -> float:
-    """base.gradient_distance's formulas from per-layer dot products: at 224 px the first layer alone has 38M
-    weights, and concatenating the whole gradient twice took longer than all the rest of the attack."""
-    dot = cand_sq = targ_sq = diff_sq = 0.0
-    for c, t in zip(candidate, target, strict=True):
-        c, t = c.reshape(-1), t.reshape(-1).to(c.dtype)
-        dot += float(torch.dot(c, t))
-        cand_sq += float(torch.dot(c, c))
-        targ_sq += float(torch.dot(t, t))
-        if kind != "cosine":  # not |c|^2 + |t|^2 - 2 c.t: that cancels to float noise when c is close to t
-            diff = c - t
-            diff_sq += float(torch.dot(diff, diff))
-    if kind == "l2":
-        return diff_sq
-    if kind == "nl2":
-        return diff_sq / max(targ_sq, 1e-30)
-    if kind == "cosine":
-        return 1 - dot / max((cand_sq * targ_sq) ** 0.5, 1e-30)
-    raise ValueError(f"unknown gradient distance {kind!r}")
 
 
 def analytic(knowledge: AttackerKnowledge, settings: AttackSettings) -> Iterator[Progress]:

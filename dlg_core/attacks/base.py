@@ -15,7 +15,6 @@ from torch import nn
 
 from ..client import SharedUpdate, local_training_update, soft_cross_entropy
 
-DISTANCES = ("l2", "nl2", "cosine")
 INITS = ("normal", "grey", "uniform")
 
 
@@ -84,24 +83,6 @@ class Progress:
     stage: str | None = None  # the layer a layer-by-layer attack has just recovered (attacks/layerwise.py)
     features: torch.Tensor | None = None  # that layer's recovered input, CPU: C x H x W, or a flat vector
     trail: tuple[TrailPoint, ...] = ()  # with AttackSettings.trail: the improving points before this one
-
-
-def gradient_distance(candidate: Sequence[torch.Tensor], target: Sequence[torch.Tensor], kind: str) -> torch.Tensor:
-    """How far the candidate's gradient is from the shared one.
-
-    ``l2`` is the papers' squared Euclidean distance; it depends on the gradient's scale, so a small shared
-    gradient gives a tiny loss that optimisers stop on too early. ``nl2`` divides it by the shared
-    gradient's squared norm and ``cosine`` (Geiping et al. 2020) ignores magnitude entirely.
-    """
-    cand = torch.cat([c.reshape(-1) for c in candidate])
-    targ = torch.cat([t.reshape(-1) for t in target])
-    if kind == "l2":
-        return ((cand - targ) ** 2).sum()
-    if kind == "nl2":
-        return ((cand - targ) ** 2).sum() / (targ**2).sum().clamp_min(1e-30)
-    if kind == "cosine":
-        return 1 - (cand * targ).sum() / (cand.norm() * targ.norm()).clamp_min(1e-30)
-    raise ValueError(f"unknown gradient distance {kind!r}")
 
 
 def candidate_gradients(model: nn.Module, params: list[torch.Tensor], images: torch.Tensor,

@@ -45,8 +45,8 @@ from torch import nn
 from .. import limits
 from ..client import local_training_update
 from ..errors import BadInputError
-from .analytic import distance_by_layer
 from .base import AttackerKnowledge, AttackSettings, Progress, gradient_of
+from .distance import distance_by_layer
 from .labels import infer_batch_labels
 
 BINS_PER_PHOTO = 64  # k = 64 B: each photo alone in its bin with probability ~(1 - 1/k)^(B - 1), 98% at any B

@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from .adaptive import adaptation, view
-from .base import AttackerKnowledge, AttackSettings, Progress, candidate_gradients, gradient_distance, initial_image
+from .base import AttackerKnowledge, AttackSettings, Progress, candidate_gradients, initial_image
+from .distance import gradient_distance
 from .labels import infer_batch_labels
 from .prior import total_variation
 

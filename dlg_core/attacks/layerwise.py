@@ -35,7 +35,7 @@ ResNet adds BatchNorm (the running statistics mix every unit's scale into the ne
 unknown inputs add up), strides and pooling that average positions away: it is refused. **One photo only**:
 with a batch, each row of the fully-connected gradient is sum_n dL/db_in h_n / sum_n dL/db_in, a mixture of
 the photos' features weighted by each photo's bias gradient, so there is no single layer output to walk
-back from.
+back from; ``batch_rows.py`` walks a batch from the span of those rows instead.
 """
 
 from __future__ import annotations
@@ -175,10 +175,10 @@ def _walk(knowledge: AttackerKnowledge, settings: AttackSettings, chain: Chain) 
         if x is None or not plausible(x, below):
             yield from _fit_photo(chain.convs[:index + 1], h, output_grad, shared, frames, settings, step)
             return
-        grad_x = torch.nn.grad.conv2d_input(x.shape, weight, output_grad, layer.conv.stride, layer.conv.padding)
-        h, grad_h = x[0], grad_x[0]
+        h = x[0]
         step += 1
-        if index > 0:
+        if index > 0:  # the photo needs no gradient
+            grad_h = torch.nn.grad.conv2d_input(x.shape, weight, output_grad, layer.conv.stride, layer.conv.padding)[0]
             yield frames.frame(step, start, f"{layer.name} input", h)
     image = h.reshape(knowledge.input_shape).clamp(0, 1)
     frames.measure(image)
