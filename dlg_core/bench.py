@@ -33,7 +33,7 @@ from .images import SAMPLES, decode_image, load_sample, sample_path
 from .matching import matched_metrics
 from .metrics import SUCCESS_PSNR
 from .models import build_model
-from .run import AttackRun, warm_up
+from .run import AttackRun, warm_up_torch
 
 CLOSED_FORM_SIZE = 224  # ImageNet's resolution: beyond the app's limit, which is why only the benchmark goes there
 
@@ -151,7 +151,7 @@ def benchmark(images: list[str], seeds: list[int], large_seeds: list[int], sizes
     app's attack on another victim (``bench --model lenet --classes 100``: the textbook's)."""
     bench_started = time.perf_counter()
     torch.set_num_threads(threads)
-    warm_up()
+    warm_up_torch()
     configs = {"textbook": CONFIGS["textbook"], "default": default}
     photos = resolve_images(images)
     report: dict[str, Any] = {

@@ -57,7 +57,8 @@ def _add_run(run: argparse.ArgumentParser) -> None:
     for name, declared in cfg.SETTINGS.items():
         if declared.flag:
             run.add_argument("--" + name.replace("_", "-"), **cfg.cli_argument(name, default=argparse.SUPPRESS))
-    run.add_argument("--defense", action="append", metavar="SPEC", default=argparse.SUPPRESS,
+    run.add_argument("--defense", "--defence", dest="defence", action="append", metavar="SPEC",
+                     default=argparse.SUPPRESS,
                      help=cfg.SETTINGS["defenses"].help + " Repeatable.")
     run.add_argument("--json", type=Path, help="write the result JSON here")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -90,8 +91,8 @@ def config_from_args(args: argparse.Namespace) -> AttackConfig:
         base = cfg.TEXTBOOK if args.textbook else cfg.default_for(getattr(args, "attack", cfg.DEFAULT.attack),
                                                                  getattr(args, "model", cfg.DEFAULT.model))
     explicit = {name: getattr(args, name) for name in cfg.SETTINGS if hasattr(args, name)}  # only those given
-    if hasattr(args, "defense"):
-        explicit["defenses"] = ",".join(args.defense)
+    if hasattr(args, "defence"):
+        explicit["defenses"] = ",".join(args.defence)
     return base.replace(**explicit)
 
 
@@ -119,14 +120,14 @@ def _at_50db(per_image: list[dict]) -> int:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from .run import AttackRun, warm_up  # after argument checks: importing the attack stack takes a moment
+    from .run import AttackRun, warm_up_torch  # after argument checks: importing the attack stack takes a moment
 
     config = config_from_args(args)
     images = read_photos(args, config)
     labels = args.label or [i % config.classes for i in range(len(images))]
     if len(labels) != len(images):
         raise BadInputError("Give one --label per photo, or none.")
-    warm_up()
+    warm_up_torch()
     run = AttackRun(config, images, labels)
     if run.victim.warning:
         print(f"warning: {run.victim.warning}", file=sys.stderr)

@@ -152,7 +152,7 @@ class AttackConfig:
     fresh_starts: int = setting(
         3, "L-BFGS attacks: new starts after a stall short of a match, while the step and time budgets last "
         "(run.py).", low=0, high=16)
-    # What the client does to its update before sharing (dlg_core/defenses.py): comma-separated specs such as
+    # What the client does to its update before sharing (dlg_core/defences.py): comma-separated specs such as
     # "prune:0.5,fp16", applied in order; "" shares the true update. Stored in canonical form.
     defenses: str = setting(
         "", "What the client does to its update before sharing, applied in order: gaussian:SCALE, laplace:SCALE, "
@@ -180,9 +180,9 @@ class AttackConfig:
     def __post_init__(self) -> None:
         _validate(self)
         if self.defenses:
-            from .defenses import parse_defenses, specs_text  # lazily: it imports torch
+            from .defences import parse_defences, specs_text  # lazily: it imports torch
 
-            object.__setattr__(self, "defenses", specs_text(parse_defenses(self.defenses)))
+            object.__setattr__(self, "defenses", specs_text(parse_defences(self.defenses)))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .defenses import Defense
+from .defences import Defence
 from .metrics import PSNR_CAP, SUCCESS_PSNR
 
 RECOGNISABLE_SSIM = 0.5  # a reconstruction this structurally similar still shows the photo to the eye
@@ -23,10 +23,10 @@ def db_text(psnr: float) -> str:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One strength of a comparison (``defense`` None: the undefended reference): what each attacker reached
+    """One strength of a comparison (``defence`` None: the undefended reference): what each attacker reached
     (None: no step yet, or that attacker did not run) and the federated model's accuracy with it."""
 
-    defense: Defense | None
+    defence: Defence | None
     psnr: float | None
     ssim: float | None
     adaptive_psnr: float | None = None
@@ -35,7 +35,7 @@ class Outcome:
 
     @property
     def title(self) -> str:
-        return "No defence" if self.defense is None else self.defense.label
+        return "No defence" if self.defence is None else self.defence.label
 
     @property
     def leaked(self) -> bool:

@@ -106,10 +106,10 @@ def ray_session(workers: int | None, address: str | None) -> Iterator[Any]:
 
 @functools.cache
 def _warm_worker() -> None:
-    from .run import warm_up
+    from .run import warm_up_torch
 
     torch.set_num_threads(1)  # each run asks for one thread too; this covers the warm-up
-    warm_up()
+    warm_up_torch()
 
 
 def warm_worker(seconds: float = 0.0) -> None:

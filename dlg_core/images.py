@@ -254,7 +254,7 @@ def _pool(size: int) -> tuple[torch.Tensor, tuple[int, ...]]:
 
 
 def public_pool(size: int, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The photos a MixUp client mixes its own with (``defenses.mix_inputs``): the bundled samples, public (every
+    """The photos a MixUp client mixes its own with (``defences.mix_inputs``): the bundled samples, public (every
     server has them too), with their cat/dog labels as probability vectors over ``classes``."""
     images, labels = _pool(size)
     return images.clone(), torch.nn.functional.one_hot(torch.tensor(labels), classes).float()

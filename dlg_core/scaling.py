@@ -332,7 +332,7 @@ def command_scaling(args) -> int:
         grid_ray.import_ray()  # a missing Ray is said now, not after the long part
     started = time.perf_counter()
     torch.set_num_threads(1)
-    bench.warm_up()
+    bench.warm_up_torch()
     measured: dict[tuple, dict[str, Any]] = {}  # the base point is on every axis: measured once
     rows = []
     for point in plan(args.sizes, args.batches, args.models):

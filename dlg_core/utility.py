@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .defenses import Defense, client_update, parse_defenses, specs_text
+from .defences import Defence, client_update, parse_defences, specs_text
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class UtilitySetting:
 class Utility:
     """Test accuracy after the rounds, with the defence and without it (the same setting and seed)."""
 
-    defenses: str
+    defences: str
     accuracy: float
     undefended_accuracy: float
     chance: float
@@ -93,7 +93,7 @@ def _accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> f
         return float((model(images).argmax(dim=1) == labels).float().mean())
 
 
-def train_federated(defenses: tuple[Defense, ...], setting: UtilitySetting) -> float:
+def train_federated(defences: tuple[Defence, ...], setting: UtilitySetting) -> float:
     """Test accuracy after ``setting.rounds`` rounds of FedSGD with every client's update defended."""
     data = _data(setting)
     images, labels = data["train"]
@@ -108,7 +108,7 @@ def train_federated(defenses: tuple[Defense, ...], setting: UtilitySetting) -> f
             own = client * setting.photos_per_client + torch.randperm(setting.photos_per_client, generator=generator)
             chosen = own[:setting.batch]
             probs = F.one_hot(labels[chosen], classes).float()
-            update = client_update(model, images[chosen], probs, defenses, seed=setting.seed * 7919 + round_ * 101
+            update = client_update(model, images[chosen], probs, defences, seed=setting.seed * 7919 + round_ * 101
                                    + client, pool=pool)
             total = [t + g for t, g in zip(total, update.gradients, strict=True)]
         with torch.no_grad():
@@ -121,13 +121,13 @@ def train_federated(defenses: tuple[Defense, ...], setting: UtilitySetting) -> f
 @functools.lru_cache(maxsize=64)
 def _cached(specs: str, setting: UtilitySetting) -> float:
     with torch.random.fork_rng(devices=[]):  # leave the caller's global random state alone
-        return train_federated(parse_defenses(specs), setting)
+        return train_federated(parse_defences(specs), setting)
 
 
-def utility(defenses: str | tuple[Defense, ...], setting: UtilitySetting = UtilitySetting()) -> Utility:
+def utility(defences: str | tuple[Defence, ...], setting: UtilitySetting = UtilitySetting()) -> Utility:
     """The accuracy after federated training with these defences, beside the undefended one."""
-    specs = defenses if isinstance(defenses, str) else specs_text(defenses)
-    specs = specs_text(parse_defenses(specs))
+    specs = defences if isinstance(defences, str) else specs_text(defences)
+    specs = specs_text(parse_defences(specs))
     classes = int(_data(setting)["train"][1].max()) + 1
-    return Utility(defenses=specs, accuracy=_cached(specs, setting), undefended_accuracy=_cached("", setting),
+    return Utility(defences=specs, accuracy=_cached(specs, setting), undefended_accuracy=_cached("", setting),
                    chance=1 / classes, setting=setting)

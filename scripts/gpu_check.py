@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.device == "cuda":
         print(f"GPU: {torch.cuda.get_device_name(0)}; CPU runs use one thread")
-    bench.warm_up()
+    bench.warm_up_torch()
     rows = compare(args)
     faster = [_what(r) for r in rows if r["faster_on_device"]]
     print(f"faster on {args.device} (ms per evaluation): {', '.join(faster) or 'none'}")

@@ -1,6 +1,6 @@
 """Batches on the report photos (issue 12, item 4): the layer-by-layer batch walk against the default attack.
 
-    .venv/bin/python scripts/measure_batches.py [--baseline-seconds 120] [--out results.jsonl]
+    nice -n 10 .venv/bin/python scripts/measure_batches.py [--baseline-seconds 120] [--out results.jsonl]
     .venv/bin/python scripts/measure_batches.py --walk-classes --baseline-classes 2 4 --batches 4
 
 By default: batches of 4 (four photo groups) and 8 (two groups, and distinct crops), distinct labels, seeds 0
@@ -15,14 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from dlg_core import photo_sets
-from dlg_core.config import DEFAULT
-from dlg_core.images import to_tensor
-from dlg_core.run import run_to_end, use_threads
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's dlg_core, run from anywhere
+
+from dlg_core import photo_sets  # noqa: E402
+from dlg_core.config import DEFAULT  # noqa: E402
+from dlg_core.images import to_tensor  # noqa: E402
+from dlg_core.run import run_to_end, use_threads  # noqa: E402
 
 
 def batches(size: int) -> list[tuple[str, torch.Tensor]]:

@@ -17,6 +17,7 @@ Stops are asked at several moments after the run's start; every figure is printe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import threading
@@ -79,20 +80,12 @@ def evals_per_second(args, seconds: float, hooked: bool) -> float:
     run = make_run(args)
     started = time.perf_counter()
     evals = 0
-    with interruptible(check_in=lambda: None) if hooked else _nothing():
+    with interruptible(check_in=lambda: None) if hooked else contextlib.nullcontext():
         for snap in run:
             evals = snap.evals
             if time.perf_counter() - started >= seconds:
                 break
     return evals / (time.perf_counter() - started)
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def check_in_gaps(args, seconds: float) -> tuple[float, float]:

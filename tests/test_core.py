@@ -126,9 +126,9 @@ def test_the_attacker_receives_only_model_update_and_shape(chelsea32):
     run = AttackRun(DEFAULT.replace(steps=2), chelsea32, [0])
     knowledge = run.knowledge()
     assert {f.name for f in dataclasses.fields(AttackerKnowledge)} == {
-        "model", "shared_update", "input_shape", "num_classes", "known_labels", "defenses", "public_photos"}
+        "model", "shared_update", "input_shape", "num_classes", "known_labels", "defences", "public_photos"}
     assert knowledge.known_labels is None  # the labels only under the threat model that grants them
-    assert knowledge.defenses == "" and knowledge.public_photos is None  # no defence prescribed, no MixUp pool
+    assert knowledge.defences == "" and knowledge.public_photos is None  # no defence prescribed, no MixUp pool
     # No tensor the attacker holds is (or shares memory with) the private photo.
     held = list(knowledge.shared_update.gradients) + list(knowledge.model.parameters())
     assert all(t.data_ptr() != chelsea32.data_ptr() and t.shape != chelsea32.shape for t in held)

@@ -13,14 +13,14 @@ from dlg_core.attacks.adaptive import adaptation, unmix, view
 from dlg_core.attacks.base import AttackSettings
 from dlg_core.client import SharedUpdate
 from dlg_core.config import AttackConfig
-from dlg_core.defenses import (
+from dlg_core.defences import (
     ClientBatch,
-    apply_defenses,
+    apply_defences,
     client_seed,
     client_update,
     mix_inputs,
-    parse_defense,
-    parse_defenses,
+    parse_defence,
+    parse_defences,
     parse_strengths,
     soteria_layer,
     soteria_scores,
@@ -42,7 +42,7 @@ def random_update(seed=0):
 
 def test_sign_shares_signs_times_each_tensors_mean_magnitude():
     update = random_update(1)
-    shared = apply_defenses(update, parse_defenses("sign"), 0)
+    shared = apply_defences(update, parse_defences("sign"), 0)
     for g, s in zip(update.gradients, shared.gradients, strict=True):
         scale = g.abs().mean()
         assert torch.allclose(s.abs(), scale.expand_as(s)) and torch.equal(s.sign(), g.sign())
@@ -65,7 +65,7 @@ def test_mixup_acts_on_the_input_the_update_is_computed_from():
     model = build_model("lenet", 16, 2, seed=0)
     image = load_sample("cat_chelsea", 16)
     probs = torch.tensor([[1.0, 0.0]])
-    shared = client_update(model, image, probs, parse_defenses("mixup:0.5"), seed=3, pool=public_pool(16, 2))
+    shared = client_update(model, image, probs, parse_defences("mixup:0.5"), seed=3, pool=public_pool(16, 2))
     generator = torch.Generator().manual_seed(3)
     mixed, mixed_probs = mix_inputs(image, probs, public_pool(16, 2), 0.5, generator)
     expected = client_update(model, mixed, mixed_probs, (), seed=0)
@@ -77,7 +77,7 @@ def test_soteria_prunes_the_first_linear_layers_columns_with_the_lowest_scores()
     image = load_sample("dog_pekingese", 16)
     probs = torch.tensor([[0.0, 1.0]])
     true = client_update(model, image, probs, (), seed=0)
-    shared = client_update(model, image, probs, parse_defenses("soteria:0.4"), seed=5)
+    shared = client_update(model, image, probs, parse_defences("soteria:0.4"), seed=5)
     name, index = soteria_layer(model)
     assert isinstance(model.get_submodule(name), torch.nn.Linear)
     assert true.gradients[index].shape == model.get_submodule(name).weight.shape
@@ -98,12 +98,12 @@ def test_soteria_needs_a_linear_layer_and_the_client():
         soteria_layer(torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3)))
     with pytest.raises(BadInputError, match="public pool"):
         client_update(build_model("lenet", 16, 2), load_sample("cat_chelsea", 16), torch.tensor([[1.0, 0.0]]),
-                      parse_defenses("mixup:0.5"), seed=0)
+                      parse_defences("mixup:0.5"), seed=0)
     with pytest.raises(BadInputError, match="on the client"):
-        apply_defenses(random_update(), parse_defenses("soteria:0.5"), 0)
+        apply_defences(random_update(), parse_defences("soteria:0.5"), 0)
     model = build_model("lenet", 16, 2)
     client = ClientBatch(model, load_sample("cat_chelsea", 16), torch.tensor([[1.0, 0.0]]))
-    same = apply_defenses(random_update(), parse_defenses("mixup:0.5"), 0, client)  # it acted on the input already
+    same = apply_defences(random_update(), parse_defences("mixup:0.5"), 0, client)  # it acted on the input already
     assert all(torch.equal(a, b) for a, b in zip(same.gradients, random_update().gradients, strict=True))
 
 
@@ -113,7 +113,7 @@ def test_soteria_needs_a_linear_layer_and_the_client():
 ])
 def test_bad_new_specs_are_refused_in_one_line(spec, fragment):
     with pytest.raises(BadInputError) as caught:
-        parse_defenses(spec)
+        parse_defences(spec)
     assert fragment in str(caught.value) and "\n" not in str(caught.value)
 
 
@@ -129,13 +129,13 @@ def test_the_attacker_gets_the_spec_but_cannot_draw_the_clients_noise_again():
     config = AttackConfig(size=16, defenses="gaussian:0.01", adaptive=True)
     victim = prepare_victim(config, image, (0,))
     knowledge = AttackRun(config, image, (0,), victim=victim).knowledge()
-    assert knowledge.defenses == "gaussian:0.01" and knowledge.public_photos is None
+    assert knowledge.defences == "gaussian:0.01" and knowledge.public_photos is None
     mixing = AttackRun(config.replace(defenses="mixup:0.25"), image, (0,)).knowledge()
     assert mixing.public_photos is not None and mixing.public_photos.shape[1:] == image.shape[1:]  # the public pool
     assert not any(v is victim.report.undefended for v in vars(knowledge).values())
     shared = torch.cat([g.flatten() for g in knowledge.shared_update.gradients])
     # Noise drawn from the seed the attacker knows (the old way) is not the client's noise.
-    guessed = apply_defenses(victim.report.undefended, parse_defenses(config.defenses), config.seed)
+    guessed = apply_defences(victim.report.undefended, parse_defences(config.defenses), config.seed)
     assert not torch.allclose(shared, torch.cat([g.flatten() for g in guessed.gradients]))
     # The client's seed comes from its photo and the run's seed: a run replays, another photo draws other noise.
     assert client_seed(image, 0) == client_seed(image.clone(), 0) != client_seed(load_sample("dog_pekingese", 16), 0)
@@ -213,4 +213,4 @@ def test_cli_adaptive_is_recorded_in_the_run_json(tmp_path):
 
 def test_every_new_spec_round_trips():
     for spec in ("sign", "mixup:0.25", "soteria:0.9"):
-        assert parse_defense(spec).spec == spec and parse_defense(spec).label
+        assert parse_defence(spec).spec == spec and parse_defence(spec).label

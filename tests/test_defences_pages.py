@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from dlg_core import defenses as dfn
+from dlg_core import defences as dfn
 from dlg_core.defence_verdict import Outcome, db_text, verdict
 from dlg_core.metrics import PSNR_CAP, SUCCESS_PSNR
 
@@ -134,7 +134,7 @@ def test_dp_comparison_states_epsilon_and_its_assumptions(app_test):
         assert at.dataframe[0].value["epsilon"].iloc[1] == f"{epsilon:,.3g}"
 
 
-@pytest.mark.parametrize("kind", sorted(dfn.DEFENSE_KINDS))
+@pytest.mark.parametrize("kind", sorted(dfn.DEFENCE_KINDS))
 def test_every_kind_of_defence_runs_to_its_charts(app_test, kind):
     at = open_defences(app_test)
     tiny(at, steps=2)
@@ -170,7 +170,7 @@ def test_stop_keeps_what_the_runs_reached(app_test):
 
 
 def _outcome(spec: str | None, psnr: float, ssim: float, accuracy: float, adaptive: float | None = None):
-    return Outcome(None if spec is None else dfn.parse_defense(spec), psnr, ssim, adaptive,
+    return Outcome(None if spec is None else dfn.parse_defence(spec), psnr, ssim, adaptive,
                    None if adaptive is None else 0.9, accuracy)
 
 

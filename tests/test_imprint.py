@@ -133,9 +133,9 @@ def test_attackers_knowledge_holds_no_client_photo(attack):
         if tensor.shape[-3:] == images.shape[-3:]:
             assert not any(torch.equal(tensor.reshape(-1, *images.shape[1:])[0], photo) for photo in images)
     fields = set(vars(knowledge))  # no client, no photo; the labels only when the threat model says so
-    assert fields == {"model", "shared_update", "input_shape", "num_classes", "known_labels", "defenses",
+    assert fields == {"model", "shared_update", "input_shape", "num_classes", "known_labels", "defences",
                       "public_photos"}
-    assert knowledge.defenses == "" and knowledge.public_photos is None  # no defence prescribed, no MixUp pool
+    assert knowledge.defences == "" and knowledge.public_photos is None  # no defence prescribed, no MixUp pool
     assert knowledge.known_labels is None
 
 

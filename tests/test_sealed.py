@@ -6,7 +6,7 @@ import torch
 from dlg_core import run as run_module
 from dlg_core.client import SharedUpdate
 from dlg_core.config import DEFAULT, AttackConfig
-from dlg_core.defenses import apply_defenses, client_update, parse_defenses
+from dlg_core.defences import apply_defences, client_update, parse_defences
 from dlg_core.images import load_sample
 from dlg_core.models import build_model
 from dlg_core.run import TRAINED_ON_PHOTO, AttackRun, attacker_seed, prepare_victim, run_to_end
@@ -63,8 +63,8 @@ def test_the_attackers_seed_is_its_own_spawn_and_does_not_determine_the_clients_
     assert noise[0].abs().max() > 0 and not torch.allclose(noise[0], noise[1])
     # And drawing "the client's" noise from the attacker's seed, either way the code seeds a client, misses it.
     victim = prepare_victim(config, cat, (0,))
-    specs = parse_defenses(config.defenses)
-    guesses = [apply_defenses(victim.report.undefended, specs, seen[0]),
+    specs = parse_defences(config.defenses)
+    guesses = [apply_defences(victim.report.undefended, specs, seen[0]),
                client_update(victim.model, cat, torch.tensor([[1.0, 0.0]]), specs, seed=seen[0])]
     for guess in guesses:
         assert not torch.allclose(flat(guess), flat(victim.report.update))

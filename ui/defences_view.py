@@ -3,7 +3,7 @@ each by a naive attacker and by one who knows the defence, then what each streng
 SSIM) beside what it costs the learning (a small federated model's accuracy, ``dlg_core.utility``).
 
 The defences are DLG's (Zhu, Liu & Han 2019, section 5: noise, pruning, half precision) and DP-SGD's
-clipping plus noise (Abadi et al. 2016); ``dlg_core.defenses`` applies them on the client's side. Every
+clipping plus noise (Abadi et al. 2016); ``dlg_core.defences`` applies them on the client's side. Every
 strength gets its own run of the same attack on the same victim and photo, with "no defence" first as the
 reference, and the runs take turns step by step, so the row of reconstructions animates together.
 The lifecycle is ``ui.run_engine``'s, as on every page: one run slot for the whole comparison, check-ins
@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from dlg_core import defenses as dfn
+from dlg_core import defences as dfn
 from dlg_core import limits
 from dlg_core.attack_registry import names as attack_names
 from dlg_core.config import DEFAULT, MODEL_NAMES, AttackConfig, default_for
 from dlg_core.defence_verdict import Outcome, db_text, verdict
-from dlg_core.defenses import KIND_LABELS, Defense, DefenseCost
+from dlg_core.defences import KIND_LABELS, Defence, DefenceCost
 from dlg_core.errors import BadInputError
 from dlg_core.images import CLASS_NAMES
 from dlg_core.metrics import PSNR_CAP, SUCCESS_PSNR
@@ -53,38 +53,38 @@ AXIS_TITLES = {"gaussian": "noise scale (standard deviation)", "laplace": "noise
                "mixup": "share of the other photo in the mix", "soteria": "share of features pruned"}
 
 
-def strength_tick(defense: Defense | None) -> str:
+def strength_tick(defence: Defence | None) -> str:
     """A short name for one strength on the chart's axis and under its picture."""
-    if defense is None:
+    if defence is None:
         return "none"
-    p = defense.params
-    if defense.kind in ("gaussian", "laplace"):
+    p = defence.params
+    if defence.kind in ("gaussian", "laplace"):
         return f"{p[0]:g}"
-    if defense.kind == "dp":
+    if defence.kind == "dp":
         return f"C={p[0]:g}, σ={p[1]:g}"
-    if defense.kind in ("prune", "soteria", "mixup"):
+    if defence.kind in ("prune", "soteria", "mixup"):
         return f"{100 * p[0]:g}%"
-    return defense.kind
+    return defence.kind
 
 
-def strength_words(defense: Defense | None) -> str:
+def strength_words(defence: Defence | None) -> str:
     """A strength in a sentence: "no defence", "noise 0.01", "prune 50%"."""
-    return "no defence" if defense is None else tile_title(defense)
+    return "no defence" if defence is None else tile_title(defence)
 
 
 def lane_attacker(lane) -> str:
     return "the attacker who knows the defence" if lane.adaptive else "the naive attacker"
 
 
-def tile_title(defense: Defense | None) -> str:
+def tile_title(defence: Defence | None) -> str:
     """The heading over one run's picture: the strength with a word of what it is."""
-    if defense is None:
+    if defence is None:
         return "No defence"
-    if defense.kind in ("gaussian", "laplace"):
-        return f"noise {strength_tick(defense)}"
-    if defense.kind in ("prune", "soteria", "mixup"):
-        return f"{defense.kind} {strength_tick(defense)}"
-    return strength_tick(defense)
+    if defence.kind in ("gaussian", "laplace"):
+        return f"noise {strength_tick(defence)}"
+    if defence.kind in ("prune", "soteria", "mixup"):
+        return f"{defence.kind} {strength_tick(defence)}"
+    return strength_tick(defence)
 
 
 @st.cache_data(show_spinner="Asking Opacus's privacy accountant (once per server)...")
@@ -102,25 +102,25 @@ def dp_epsilon(noise_multiplier: float) -> float | None:
 class Lane:
     """One run of the comparison: a strength of the defence (None: the undefended reference)."""
 
-    defense: Defense | None
+    defence: Defence | None
     history: RunHistory
-    cost: DefenseCost
+    cost: DefenceCost
     adaptive: bool = False  # the attacker knows the defence
 
     @property
     def tick(self) -> str:
-        return strength_tick(self.defense)
+        return strength_tick(self.defence)
 
     @property
     def name(self) -> str:
         """The run's name on the live chart."""
-        if self.defense is None:
+        if self.defence is None:
             return "no defence"
         return f"{self.tick} (knows it)" if self.adaptive else self.tick
 
     @property
     def title(self) -> str:
-        return "No defence" if self.defense is None else self.defense.label
+        return "No defence" if self.defence is None else self.defence.label
 
     @property
     def psnr(self) -> float | None:
@@ -161,10 +161,10 @@ class DefenceComparison:
 
     def adaptive_lane(self, lane: Lane) -> Lane | None:
         """The run of the attacker who knows the defence, at the same strength as ``lane`` (None if none)."""
-        return next((other for other in self.lanes if other.adaptive and other.defense == lane.defense), None)
+        return next((other for other in self.lanes if other.adaptive and other.defence == lane.defence), None)
 
     def accuracy(self, lane: Lane) -> float | None:
-        found = self.utilities.get("" if lane.defense is None else lane.defense.spec)
+        found = self.utilities.get("" if lane.defence is None else lane.defence.spec)
         return None if found is None else found.accuracy
 
     @property
@@ -176,7 +176,7 @@ class DefenceComparison:
         out = []
         for lane in [self.reference, *self.defended]:
             adaptive = self.adaptive_lane(lane)
-            out.append(Outcome(lane.defense, lane.psnr, lane.ssim, adaptive.psnr if adaptive else None,
+            out.append(Outcome(lane.defence, lane.psnr, lane.ssim, adaptive.psnr if adaptive else None,
                                adaptive.ssim if adaptive else None, self.accuracy(lane)))
         return out
 
@@ -198,7 +198,7 @@ DEFENCES = run_engine.LiveRun(key="defence_comparison", buttons=("def_run", "def
 class DefenceSetup:
     config: AttackConfig
     kind: str
-    strengths: tuple[Defense, ...]  # weakest first
+    strengths: tuple[Defence, ...]  # weakest first
     adaptive: bool  # also run the attacker who knows the defence, at every strength
 
 
@@ -241,7 +241,7 @@ def defence_settings(photo: Photo | None) -> tuple[DefenceSetup | None, int]:
                         help="Each strength gets this many L-BFGS steps on its own shared update.", **keep)
         st.number_input("Seed", 0, 2**31 - 1, step=1, key="def_seed",
                         help="Draws the victim's weights, the attacker's start and the defence's noise.", **keep)
-        st.selectbox("Defence", list(dfn.DEFENSE_KINDS), key="def_kind", format_func=lambda k: KIND_LABELS.get(k, k),
+        st.selectbox("Defence", list(dfn.DEFENCE_KINDS), key="def_kind", format_func=lambda k: KIND_LABELS.get(k, k),
                      help="What the client does to its update before it shares it.", **keep)
         if photo is not None and photo.sample is None:
             st.selectbox("What is on your photo?", range(len(CLASS_NAMES)), key="def_label", format_func=class_name,
@@ -249,14 +249,14 @@ def defence_settings(photo: Photo | None) -> tuple[DefenceSetup | None, int]:
                          **keep)
     kind = st.session_state["def_kind"]
     label = photo_label(photo)
-    st.caption(dfn.DEFENSE_KINDS[kind])
+    st.caption(dfn.DEFENCE_KINDS[kind])
     st.toggle("Also attack with an attacker who knows the defence", key="def_adaptive", **keep,
               help="A server knows the protocol, so it knows the defence: this attacker matches only the entries "
                    "pruning kept, compares signs, weighs by the noise, unmixes a mixed photo. It runs beside the "
                    "naive attacker at every strength, on the same shared update.")
     ladder = dfn.STRENGTHS[kind]
     picked = st.pills("Strengths to compare (weakest first)", ladder, selection_mode="multi", default=list(ladder),
-                      key=f"def_strengths_{kind}", format_func=lambda spec: dfn.parse_defense(spec).label,
+                      key=f"def_strengths_{kind}", format_func=lambda spec: dfn.parse_defence(spec).label,
                       help="Each strength is its own run, side by side with the undefended one.", **keep)
     custom = st.text_input("More strengths of your own (optional)", key="def_custom",
                            placeholder=f"e.g. {', '.join(ladder[:2])}" if len(ladder) > 1 else f"e.g. {ladder[0]}",
@@ -289,7 +289,7 @@ def _tile_image(slot, frame: Frame | None, lane: Lane) -> None:
     row = lane.history.row_at(frame.step)
     psnr = "" if row is None else f" · {db_text(row['psnr'])}"
     slot.image(upscale(frame.image, TILE_PX), caption=f"Step {frame.step}{psnr}", width="stretch",
-               output_format="PNG", alt=f"{strength_words(lane.defense)}, {lane_attacker(lane)}: {picture_alt(frame)}")
+               output_format="PNG", alt=f"{strength_words(lane.defence)}, {lane_attacker(lane)}: {picture_alt(frame)}")
 
 
 class TileRow:
@@ -308,9 +308,9 @@ class TileRow:
         index = {id(lane): i for i, lane in enumerate(comparison.lanes)}
         for lane in [comparison.reference, *comparison.defended]:
             with grid.cell():
-                st.markdown(f"**{tile_title(lane.defense)}**",
-                            help=lane.title if lane.defense is not None else "The update as it is: the reference.")
-                adaptive = comparison.adaptive_lane(lane) if lane.defense is not None else None
+                st.markdown(f"**{tile_title(lane.defence)}**",
+                            help=lane.title if lane.defence is not None else "The update as it is: the reference.")
+                adaptive = comparison.adaptive_lane(lane) if lane.defence is not None else None
                 for run in (lane, adaptive) if adaptive else (lane,):
                     if adaptive:
                         st.caption("knows the defence" if run.adaptive else "naive attacker")
@@ -337,20 +337,20 @@ def _lines_chart(comparison: DefenceComparison, slot, redraw: int) -> None:
     slot.plotly_chart(fig, key=f"def_lines_{redraw}", config={"displayModeBar": False})
 
 
-def _build_runs(setup: DefenceSetup, photo: Photo, label: int) -> list[tuple[Defense | None, bool, AttackRun]]:
+def _build_runs(setup: DefenceSetup, photo: Photo, label: int) -> list[tuple[Defence | None, bool, AttackRun]]:
     """The reference, then per strength the naive run and (if asked) the adaptive one on the same victim."""
     images = photo.tensor(setup.config.size)
     runs = [(None, False, AttackRun(setup.config, images, (label,)))]
-    for defense in setup.strengths:
-        naive = AttackRun(setup.config.replace(defenses=defense.spec), images, (label,))
-        runs.append((defense, False, naive))
+    for defence in setup.strengths:
+        naive = AttackRun(setup.config.replace(defenses=defence.spec), images, (label,))
+        runs.append((defence, False, naive))
         if setup.adaptive:  # the same shared update: only what the attacker knows differs
             config = naive.config.replace(adaptive=True)
-            runs.append((defense, True, AttackRun(config, images, (label,), victim=naive.victim)))
+            runs.append((defence, True, AttackRun(config, images, (label,), victim=naive.victim)))
     return runs
 
 
-def _cost(run: AttackRun) -> DefenseCost:
+def _cost(run: AttackRun) -> DefenceCost:
     report = run.victim.report
     return dfn.learning_cost(run.victim.model, run.images, run.labels, report.true_update, report.update)
 
@@ -365,9 +365,9 @@ def _prepare(setup: DefenceSetup, photo: Photo, label: int, run_id: int) -> tupl
                     "once per strength (a few seconds)..."):
         utilities = {spec: utility(spec, setting) for spec in ("", *(d.spec for d in setup.strengths))}
     comparison = DefenceComparison(run_id, setup.kind, setup.config, label, photo.title, utilities=utilities)
-    for defense, adaptive, run in built:
+    for defence, adaptive, run in built:
         history = RunHistory.start(run_id, run, photo.title, photo.sample)
-        comparison.lanes.append(Lane(defense, history, _cost(run), adaptive))
+        comparison.lanes.append(Lane(defence, history, _cost(run), adaptive))
     return comparison, [run for _, _, run in built]
 
 
@@ -459,7 +459,7 @@ def privacy_utility_charts(comparison: DefenceComparison) -> None:
         st.info("The runs were stopped before their first step: nothing to compare yet.",
                 icon=":material/hourglass_disabled:")
         return
-    ticks = [strength_tick(o.defense) for o in outcomes]
+    ticks = [strength_tick(o.defence) for o in outcomes]
     axis = AXIS_TITLES.get(comparison.kind, "strength")
     adaptive = [o.adaptive_psnr for o in outcomes] if any(lane.adaptive for lane in comparison.lanes) else None
     left, right = st.columns(2, gap="medium")
@@ -488,14 +488,14 @@ def privacy_words(outcomes: list[Outcome]) -> str:
     where it still leaks, then the federated model's accuracy."""
     parts = ["In words:"]
     for name, key in (("The naive attacker", "psnr"), ("The attacker who knows the defence", "adaptive_psnr")):
-        rows = [(getattr(o, key), strength_words(o.defense)) for o in outcomes if getattr(o, key) is not None]
+        rows = [(getattr(o, key), strength_words(o.defence)) for o in outcomes if getattr(o, key) is not None]
         if rows:
             leaks = [at for psnr, at in rows if psnr >= SUCCESS_PSNR]
             where = f"at or above {SUCCESS_PSNR:g} dB with {', '.join(leaks)}" if leaks else \
                 f"below {SUCCESS_PSNR:g} dB at every setting"
             parts.append(f"{name} reached {rows[0][0]:.1f} dB with {rows[0][1]} and {rows[-1][0]:.1f} dB with "
                          f"{rows[-1][1]}; {where}.")
-    accuracy = [(o.accuracy, strength_words(o.defense)) for o in outcomes if o.accuracy is not None]
+    accuracy = [(o.accuracy, strength_words(o.defence)) for o in outcomes if o.accuracy is not None]
     if accuracy:
         (first, at_first), (last, at_last) = accuracy[0], accuracy[-1]
         parts.append(f"The federated model's test accuracy went from {first:.0%} with {at_first} to {last:.0%} "
@@ -507,7 +507,7 @@ def results_table(comparison: DefenceComparison) -> None:
     rows = []
     for lane in comparison.lanes:
         row = lane.history.last_row
-        eps = _epsilon_text(lane.defense) if comparison.kind == "dp" else None
+        eps = _epsilon_text(lane.defence) if comparison.kind == "dp" else None
         accuracy = comparison.accuracy(lane)
         kept = lane.cost.progress_kept
         rows.append({
@@ -528,10 +528,10 @@ def results_table(comparison: DefenceComparison) -> None:
     st.dataframe(rows, hide_index=True)
 
 
-def _epsilon_text(defense: Defense | None) -> str:
-    if defense is None:
+def _epsilon_text(defence: Defence | None) -> str:
+    if defence is None:
         return "∞ (no noise)"
-    eps = dp_epsilon(defense.params[1])
+    eps = dp_epsilon(defence.params[1])
     if eps is None:
         return "n/a"
     return "∞" if math.isinf(eps) else f"{eps:,.3g}"
@@ -541,7 +541,7 @@ def epsilon_note(comparison: DefenceComparison) -> None:
     """For the DP recipe: the privacy budget from Opacus's accountant, with the assumptions it rests on."""
     if comparison.kind != "dp":
         return
-    values = {lane.tick: dp_epsilon(lane.defense.params[1]) for lane in comparison.defended}
+    values = {lane.tick: dp_epsilon(lane.defence.params[1]) for lane in comparison.defended}
     if any(v is None for v in values.values()):
         st.info("No privacy budget (epsilon) is shown: it needs Opacus's accountant, and Opacus is not installed "
                 "on this server (`pip install opacus`). The attack results above do not depend on it.",

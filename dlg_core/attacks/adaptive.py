@@ -2,7 +2,7 @@
 
 A defence tested only against an attacker who ignores it gives a false sense of security (the SoK of
 gradient inversion, USENIX Security 2025; Carlini et al. 2020 against InstaHide). The server knows the
-protocol, so the attacker here reads ``AttackerKnowledge.defenses`` (the specs, never the client's noise or
+protocol, so the attacker here reads ``AttackerKnowledge.defences`` (the specs, never the client's noise or
 its MixUp partner, which come from the client's own randomness) and changes what it compares:
 
 - pruning and Soteria zero entries: the zeros are visible, so it matches only the entries that were kept;
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..defenses import parse_defenses
+from ..defences import parse_defences
 from .base import AttackerKnowledge, AttackSettings, Progress
 
 # Weight of the total-variation prior per unit of the noise's share of the shared update's power: 0.3 gave
@@ -63,13 +63,13 @@ class Adaptation:
 
 def adaptation(knowledge: AttackerKnowledge, settings: AttackSettings) -> Adaptation | None:
     """None for the naive attacker (or no defence): it matches the shared update as if it were the true one."""
-    if not settings.adaptive or not knowledge.defenses:
+    if not settings.adaptive or not knowledge.defences:
         return None
-    defenses = parse_defenses(knowledge.defenses)
-    kinds = {d.kind for d in defenses}
+    defences = parse_defences(knowledge.defences)
+    kinds = {d.kind for d in defences}
     shared = knowledge.shared_update.gradients
-    clip = next((d.params[0] for d in defenses if d.kind == "dp"), None)
-    noise_std = math.sqrt(sum(d.noise_std**2 for d in defenses))
+    clip = next((d.params[0] for d in defences if d.kind == "dp"), None)
+    noise_std = math.sqrt(sum(d.noise_std**2 for d in defences))
     # The noise's expected share of the shared update's power, which the attacker can tell from sigma: the
     # floor of any match, and so how far to trust the prior instead (a MAP estimate's weighting).
     noise_power = noise_std**2 * sum(g.numel() for g in shared)
@@ -79,7 +79,7 @@ def adaptation(knowledge: AttackerKnowledge, settings: AttackSettings) -> Adapta
         sign="sign" in kinds,
         clip=clip,
         noise_std=noise_std,
-        mix_share=next((d.params[0] for d in defenses if d.kind == "mixup"), 0.0),
+        mix_share=next((d.params[0] for d in defences if d.kind == "mixup"), 0.0),
         prior_weight=PRIOR_PER_NOISE_SHARE * noise_share,
     )
 

@@ -28,7 +28,7 @@ class AttackerKnowledge:
     known_labels: tuple[int, ...] | None = None
     # The defence the protocol prescribes, as comma-separated specs ("" for none): a real server knows it, as it
     # knows the model. Never the client's noise or its MixUp partner: those come from the client's own seed.
-    defenses: str = ""
+    defences: str = ""
     # The public photos MixUp mixes with (the bundled samples), given only when the protocol prescribes MixUp.
     public_photos: torch.Tensor | None = None
 

@@ -15,8 +15,9 @@ features (``layerwise.py`` refuses a batch for that reason), but the span is. Th
    are compared with the shared ones, W's projected on V: for the wide CNN's single output layer that is
    K x B equations for the weight and K for the bias (K classes). The start puts photo n on the weight row
    of its label (that row is dominated by -(1 - p) h_n when the classes are distinct; repeated labels get
-   a small random nudge so their photos can part); if the fit does not reach the float64 floor, more
-   starts from random nudges follow and the best is kept.
+   a small random nudge so their photos can part). The system can have more than one root: one that fits as
+   well but puts features outside the activation's range (sigmoid features lie in [0, 1]) is wrong, so more
+   starts from random nudges follow until a fit is both exact (float32's floor) and in range.
 3. **Each photo on its own**, through each convolution's forward equations: conv(x_n) = act^-1(h_n) - bias,
    solved by ``conv_solve.ConvEquations`` as the single-photo walk does. A layer's weight gradient is a sum
    over the batch, so it cannot be split between the photos; the walk needs convolutions whose outputs hold
@@ -29,7 +30,7 @@ span misses photos); the label multiset (the fit gives each photo the label of i
 leaves no exact solution). The label-row start is not needed with distinct labels (a random start reached
 the same solution in 16 of 16 batches); repeated labels are the hard case: two photos of one label differ
 only by their softmax outputs, so the system is ill-conditioned and float32's rounding of the update mixes
-their features a little (one batch of 8 in label pairs, of 8, came out mixed).
+their features a little, and the system gains a wrong root that the features' range tells apart.
 
 **When it cannot work.** The output layer's rows d_n = p_n - y_n sum to zero over the classes, so a victim
 whose first fully-connected layer is its output layer gives G a rank of at most K - 1: a batch needs more
@@ -60,9 +61,12 @@ from .conv_solve import ConvEquations
 from .labels import infer_batch_labels
 from .layerwise import layerwise, needs_gradient_rows, plausible, undo_activation
 
-STARTS = 4  # the label-row start, then random nudges of it while the fit stays above FIT_FLOOR
+STARTS = 6  # the label-row start, then random nudges of it while no fit is both exact and in range
 FIT_FLOOR = 1e-12  # relative squared residual of the head's gradients: float32 rounding of the shared update
 NUDGE = 0.05  # relative size of the random nudge of a start
+# Features further than this outside the activation's range come from a wrong root (measured: a batch of 8 in label
+# pairs had one at -0.099 to 1.096 with a residual of 2e-13, and the true one, in range, at 1e-15).
+RANGE_TOLERANCE = 1e-3
 MAX_FIT_STEPS = 500  # L-BFGS iterations of a photo fit, where a convolution's solve failed
 
 
@@ -145,22 +149,26 @@ class _HeadFit:
             return -self.batch * self.rows[list(labels)]
         return self.rows.mean(dim=0).expand(self.batch, -1).clone()
 
-    def solve(self, labels: tuple[int, ...], seed: int) -> tuple[torch.Tensor, float, int]:
-        """(features B x D, relative squared residual, fits tried) from the best of up to STARTS starts."""
+    def solve(self, labels: tuple[int, ...], seed: int, made_by: str) -> tuple[torch.Tensor, float, int]:
+        """(features B x D, relative squared residual, fits tried): the first of up to STARTS starts whose fit
+        reaches FIT_FLOOR with features the activation can output (``made_by``: a wrong root of the system can
+        fit as well but leave its range); failing that, the fit that leaves the range least, then fits best."""
         generator = torch.Generator().manual_seed(seed)
         base = self.start(labels)
-        best, best_cost, tries = base, float("inf"), 0
+        best, best_key, tries = base @ self.basis, (float("inf"), float("inf")), 0
         for attempt in range(STARTS):
             nudge = torch.randn(base.shape, generator=generator, dtype=base.dtype) * NUDGE * base.norm() / self.batch
             start = base + nudge if attempt or len(set(labels)) < len(labels) else base
             fit = least_squares(self.residual, start.reshape(-1).numpy(), method="lm", xtol=1e-15, ftol=1e-15)
             tries += 1
+            features = torch.from_numpy(fit.x).reshape(self.batch, self.batch) @ self.basis
             cost = 2 * float(fit.cost) / len(self.shared)
-            if cost < best_cost:
-                best, best_cost = torch.from_numpy(fit.x).reshape(self.batch, self.batch), cost
-            if best_cost < FIT_FLOOR:
+            key = (outside_range(features, made_by) if cost < FIT_FLOOR else float("inf"), cost)
+            if key < best_key:
+                best, best_key = features, key
+            if best_key[0] <= RANGE_TOLERANCE:
                 break
-        return best @ self.basis, best_cost, tries
+        return best, best_key[1], tries
 
     def feature_gradients(self, features: torch.Tensor) -> torch.Tensor:
         """dL/dh for each photo (B x D), through the whole head (W, not W V: dL/dh leaves the span)."""
@@ -171,6 +179,12 @@ class _HeadFit:
             first.bias.copy_(self.head[0].bias)
         loss = soft_cross_entropy(nn.Sequential(first, *self.head[1:])(h), self.label_probs)
         return torch.autograd.grad(loss, h)[0]
+
+
+def outside_range(features: torch.Tensor, made_by: str) -> float:
+    """How far the features go outside what ``made_by`` outputs (sigmoid and a photo: [0, 1]; tanh: [-1, 1])."""
+    low = -1.0 if made_by == "tanh" else 0.0
+    return float(torch.maximum(low - features, features - 1).max().clamp_min(0))
 
 
 def _double_copy(module: nn.Module) -> nn.Module:
@@ -239,7 +253,7 @@ def _walk_batch(knowledge: AttackerKnowledge, settings: AttackSettings, chain: C
     start_distance = update_distance(knowledge, start.float(), label_probs, settings.distance)
     yield frame(0, start, 1, start_distance, None)
     fit = _HeadFit(knowledge, chain, labels)
-    features, _, _ = fit.solve(labels, settings.seed)
+    features, _, _ = fit.solve(labels, settings.seed, chain.convs[-1].activation if chain.convs else "photo")
     yield frame(1, start, 1, start_distance, "fully-connected inputs")
     feature_grads = fit.feature_gradients(features)
     photos = []

@@ -10,8 +10,9 @@ convolution and its transpose instead (torch):
   against 1.8 ms for the wide CNN's first layer at 128 px, one thread). No preconditioner: the normal
   matrix is well conditioned here (per frequency, with circular padding, condition numbers 42 and 60 on the
   wide CNN at 128 px), and the zero padding's borders are what is left; a per-frequency (Fourier) inverse
-  cut the iterations from 27 + 37 to 19 + 27 but cost more than it saved (its set-up alone 0.07-0.13 s at
-  128 px), and scipy's ``cg`` on flat numpy vectors would copy the channels-last tensors at every step;
+  cut the iterations from 27 + 37 to 19 + 27 (tolerance 3e-5) but cost more than it saved (its set-up alone
+  0.07-0.13 s at 128 px; a per-pixel block-Jacobi one saved 5%), and scipy's ``cg`` on flat numpy vectors
+  would copy the channels-last tensors at every step;
 - otherwise (with the weight-gradient rows, or a shape the polyphase form does not fit): LSQR (scipy),
   unpreconditioned.
 

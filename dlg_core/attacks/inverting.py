@@ -22,7 +22,7 @@ image per inferred label. A FedAvg update is matched by replaying the client's l
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -44,69 +44,88 @@ def _steps_per_restart(steps: int, restarts: int) -> list[int]:
 
 def ig(knowledge: AttackerKnowledge, settings: AttackSettings) -> Iterator[Progress]:
     """Yields a Progress per Adam step (step 0 is the start), showing the best restart so far."""
-    dtype = settings.dtype
-    device = knowledge.shared_update.gradients[0].device
-    model = knowledge.model.to(device=device, dtype=dtype)
-    params = [p for p in model.parameters() if p.requires_grad]
-    target = [g.to(dtype) for g in knowledge.shared_update.gradients]
-    local_steps, local_lr = knowledge.shared_update.local_steps, knowledge.shared_update.local_lr
-    generator = torch.Generator().manual_seed(settings.seed)
-    adapt = adaptation(knowledge, settings)
+    run = _Inversion(knowledge, settings)
+    for restart, restart_steps in enumerate(_steps_per_restart(settings.steps, max(1, settings.restarts))):
+        finite = yield from run.restart(restart, restart_steps)
+        if not finite:
+            return
 
-    label_guess = knowledge.known_labels or infer_batch_labels(knowledge)
-    label_probs = F.one_hot(torch.tensor(label_guess, device=device), knowledge.num_classes).to(dtype)
-    restarts = max(1, settings.restarts)
-    evals = step = 0
-    best_image: torch.Tensor | None = None  # the best finished restart's final image, on the CPU
-    best_distance = math.inf
-    best_restart = 0
 
-    def evaluate(image: torch.Tensor) -> float:
+class _Inversion:
+    """One run's state: the victim in the attack's precision, the inferred labels, the counters and the best
+    finished restart."""
+
+    def __init__(self, knowledge: AttackerKnowledge, settings: AttackSettings):
+        self.knowledge, self.settings = knowledge, settings
+        dtype = settings.dtype
+        self.device = knowledge.shared_update.gradients[0].device
+        self.model = knowledge.model.to(device=self.device, dtype=dtype)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.target = [g.to(dtype) for g in knowledge.shared_update.gradients]
+        self.generator = torch.Generator().manual_seed(settings.seed)
+        self.adapt = adaptation(knowledge, settings)
+        self.label_guess = knowledge.known_labels or infer_batch_labels(knowledge)
+        self.label_probs = F.one_hot(torch.tensor(self.label_guess, device=self.device),
+                                     knowledge.num_classes).to(dtype)
+        self.evals = self.step = 0
+        self.best_image: torch.Tensor | None = None  # the best finished restart's final image, on the CPU
+        self.best_distance = math.inf
+        self.best_restart = 0
+
+    def evaluate(self, image: torch.Tensor) -> float:
         """One gradient evaluation: fills image.grad with the signed gradient of the loss."""
-        nonlocal evals
-        evals += 1
+        self.evals += 1
         image.grad = None
-        candidate = candidate_gradients(model, params, image, label_probs, local_steps, local_lr)
-        distance = gradient_distance(*view(adapt, candidate, target), "cosine")
-        (distance + settings.tv_weight * total_variation(image)).backward()
+        update = self.knowledge.shared_update
+        candidate = candidate_gradients(self.model, self.params, image, self.label_probs, update.local_steps,
+                                        update.local_lr)
+        distance = gradient_distance(*view(self.adapt, candidate, self.target), "cosine")
+        (distance + self.settings.tv_weight * total_variation(image)).backward()
         image.grad.sign_()
         return float(distance.detach())
 
-    def report(image: torch.Tensor, distance: float, restart: int) -> Progress:
-        if distance < best_distance or best_image is None:
+    def report(self, image: torch.Tensor, distance: float, restart: int) -> Progress:
+        if distance < self.best_distance or self.best_image is None:
             shown, shown_distance, shown_restart = image.detach().to("cpu", torch.float32, copy=True), distance, restart
         else:
-            shown, shown_distance, shown_restart = best_image, best_distance, best_restart
-        return Progress(step=step, evals=evals, reconstruction=shown, label_guess=label_guess,
-                        label_probs=label_probs.to("cpu", torch.float32, copy=True),
+            shown, shown_distance, shown_restart = self.best_image, self.best_distance, self.best_restart
+        return Progress(step=self.step, evals=self.evals, reconstruction=shown, label_guess=self.label_guess,
+                        label_probs=self.label_probs.to("cpu", torch.float32, copy=True),
                         gradient_distance=shown_distance, restart=shown_restart)
 
-    for restart, restart_steps in enumerate(_steps_per_restart(settings.steps, restarts)):
+    def start(self, restart: int) -> torch.Tensor:
+        settings = self.settings
         if restart == 0 and settings.start_image is not None:
             start = settings.start_image
         else:
             # A restart is only worth its cost if it starts elsewhere: later ones start from uniform noise,
             # whatever `init` is (a grey start differs from the next grey start by faint noise only).
-            start = initial_image(knowledge.input_shape, settings.init if restart == 0 else "uniform", generator,
-                                  dtype)
-        image = start.detach().to(device=device, dtype=dtype).clamp(0, 1).requires_grad_(True)
-        optimizer = torch.optim.Adam([image], lr=settings.adam_lr)
-        milestones = sorted({max(1, round(f * restart_steps)) for f in LR_MILESTONES}) if settings.lr_decay else []
+            start = initial_image(self.knowledge.input_shape, settings.init if restart == 0 else "uniform",
+                                  self.generator, settings.dtype)
+        return start.detach().to(device=self.device, dtype=settings.dtype).clamp(0, 1).requires_grad_(True)
+
+    def restart(self, restart: int, restart_steps: int) -> Generator[Progress, None, bool]:
+        """One restart's Adam steps; returns False when the distance stopped being finite (the run then ends)."""
+        image = self.start(restart)
+        optimizer = torch.optim.Adam([image], lr=self.settings.adam_lr)
+        milestones = sorted({max(1, round(f * restart_steps)) for f in LR_MILESTONES}) \
+            if self.settings.lr_decay else []
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
         for i in range(restart_steps + 1):  # the last evaluation only scores the restart's final image
-            distance = evaluate(image)
+            distance = self.evaluate(image)
             if not math.isfinite(distance):
-                yield report(image, distance, restart)  # let the run loop see the NaN and react
-                return
+                yield self.report(image, distance, restart)  # let the run loop see the NaN and react
+                return False
             if i > 0 or restart == 0:  # a later restart's start is not a new step
-                yield report(image, distance, restart)
+                yield self.report(image, distance, restart)
             if i == restart_steps:
                 break
             optimizer.step()
             scheduler.step()
             with torch.no_grad():
                 image.clamp_(0, 1)  # the valid box: pixels live in [0, 1]
-            step += 1
-        if distance < best_distance:
-            best_image = image.detach().to("cpu", torch.float32, copy=True)
-            best_distance, best_restart = distance, restart
+            self.step += 1
+        if distance < self.best_distance:
+            self.best_image = image.detach().to("cpu", torch.float32, copy=True)
+            self.best_distance, self.best_restart = distance, restart
+        return True

@@ -15,9 +15,10 @@ to the convolution layer". This is that path, with R-GAP's equations:
    - gradient: the layer's weight gradient, sum over positions of dL/dz (position) x (x's patch there), must
      equal the shared one (one equation per weight).
    Where the two together have at least as many equations as x has numbers (``rank.py`` counts them), x is
-   their least-squares solution: LSQR (scipy) on the operator and its adjoint, both from torch (a
-   convolution and its vector-Jacobian product), never a dense matrix (at 128 px one layer's would have 10^10
-   entries). Then dL/dx follows by the chain rule, and the next layer down is the same problem.
+   their least-squares solution (``conv_solve``: conjugate gradients where the forward rows alone suffice,
+   LSQR otherwise), on the operator and its adjoint, both from torch (a convolution and its transpose or
+   vector-Jacobian product), never a dense matrix (at 128 px one layer's would have 10^10 entries). Then
+   dL/dx follows by the chain rule, and the next layer down is the same problem.
 4. **Where a layer has fewer equations than unknowns** (the seed paper's CNN, 16 -> 32 channels with stride
    2), its input cannot be solved for alone. Below it the true unknowns are the photo's pixels, far fewer, so
    the photo is fitted instead: L-BFGS on the photo alone, matching the sub-network's output at that layer to

@@ -148,11 +148,7 @@ class CompactLBFGS:
 
     # --- one step, as torch.optim.LBFGS.step ---------------------------------------------------------------
     def step(self, closure: Callable[[], torch.Tensor]) -> float:
-        if self._at_point is not None and self._at_point[1] == [p._version for p in self.params]:
-            loss, g, evals = self.current_loss, self._at_point[0], 0
-        else:
-            loss, evals = float(closure().detach()), 1
-            g = self._flat_grad()
+        loss, g, evals = self._evaluate_here(closure)
         orig_loss = loss
         if self.grad_scale is None:
             self.grad_scale = min(1.0, float(g.abs().max()))
@@ -174,33 +170,11 @@ class CompactLBFGS:
             gtd = float(g @ d)
             if gtd > -self.tolerance_change * min(1.0, abs(loss)):
                 break
-            if self.line_search_fn == "strong_wolfe":
-                loss, g, t, ls_evals = _strong_wolfe(self._trial(closure), None, t, d, loss, g, gtd)
-                self._add(t, d)
-                at_point = True
-                converged = g.abs().max() <= self.tolerance_grad * self.grad_scale
-            else:
-                self._add(t, d)
-                ls_evals = 0
-                converged = at_point = False
-                if n_iter != self.max_iter:
-                    at_point = True
-                    loss = float(closure().detach())
-                    g = self._flat_grad()
-                    converged = g.abs().max() <= self.tolerance_grad * self.grad_scale
-                    ls_evals = 1
+            loss, g, t, ls_evals, converged, at_point = self._move(closure, d, t, loss, g, gtd,
+                                                                   last=n_iter == self.max_iter)
             evals += ls_evals
             if self.line_search_fn == "strong_wolfe" and loss >= prev_loss:
-                # The line search found no decrease along this direction: in float32 the memory can go
-                # stale, and every later step would retry the same useless direction (measured: a run
-                # stuck at 29.5 dB for 4,000 evaluations). Forget the pairs and go on from steepest
-                # descent (scaled by the last curvature estimate), as L-BFGS-B does after a failed search;
-                # if steepest descent fails too, the loss is at its floating-point floor: stop there.
-                if self.count:
-                    self.count = self.head = 0
-                    self.resets += 1
-                else:
-                    self.stuck = True
+                self._search_failed()
                 break
             if n_iter == self.max_iter or evals >= self.max_eval or converged:
                 break
@@ -213,3 +187,38 @@ class CompactLBFGS:
         else:
             self.current_loss, self._at_point = None, None
         return orig_loss
+
+    def _evaluate_here(self, closure: Callable[[], torch.Tensor]) -> tuple[float, torch.Tensor, int]:
+        """Loss, gradient and evaluations spent at the current point: none when the last step ended on it."""
+        if self._at_point is not None and self._at_point[1] == [p._version for p in self.params]:
+            return self.current_loss, self._at_point[0], 0
+        loss = float(closure().detach())
+        return loss, self._flat_grad(), 1
+
+    def _move(self, closure: Callable[[], torch.Tensor], d: torch.Tensor, t: float, loss: float, g: torch.Tensor,
+              gtd: float, last: bool) -> tuple[float, torch.Tensor, float, int, bool, bool]:
+        """Move along ``d``: by the strong-Wolfe line search, or by the fixed step ``t`` (then evaluated, unless it
+        is the ``last`` iteration). Returns loss, gradient, step, evaluations, converged, and whether the loss and
+        gradient are at the new point."""
+        if self.line_search_fn == "strong_wolfe":
+            loss, g, t, ls_evals = _strong_wolfe(self._trial(closure), None, t, d, loss, g, gtd)
+            self._add(t, d)
+            return loss, g, t, ls_evals, bool(g.abs().max() <= self.tolerance_grad * self.grad_scale), True
+        self._add(t, d)
+        if last:
+            return loss, g, t, 0, False, False
+        loss = float(closure().detach())
+        g = self._flat_grad()
+        return loss, g, t, 1, bool(g.abs().max() <= self.tolerance_grad * self.grad_scale), True
+
+    def _search_failed(self) -> None:
+        """The line search found no decrease along this direction: in float32 the memory can go stale, and every
+        later step would retry the same useless direction (measured: a run stuck at 29.5 dB for 4,000
+        evaluations). Forget the pairs and go on from steepest descent (scaled by the last curvature estimate),
+        as L-BFGS-B does after a failed search; if steepest descent fails too, the loss is at its floating-point
+        floor: stop there."""
+        if self.count:
+            self.count = self.head = 0
+            self.resets += 1
+        else:
+            self.stuck = True

@@ -27,7 +27,7 @@ def add_parser(commands) -> None:
     for flag, setting in (("--attacks", "attack"), ("--models", "model"), ("--sizes", "size"), ("--classes", "classes"),
                           ("--seeds", "seed")):
         p.add_argument(flag, nargs="+", **cfg.cli_argument(setting))
-    p.add_argument("--defenses", nargs="+", metavar="SPEC_LIST",
+    p.add_argument("--defenses", "--defences", dest="defenses", nargs="+", metavar="SPEC_LIST",
                    help='each a whole defence list: "none", "prune:0.5", "dp:1:0.1,fp16"')
     p.add_argument("--batch", nargs="+", type=int, help="photos per run (n distinct photos, wrapping round)")
     p.add_argument("--fedavg-steps", nargs="+", **cfg.cli_argument("fedavg_steps"))

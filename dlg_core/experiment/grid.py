@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import attack_registry, limits
 from .. import config as cfg
-from ..defenses import parse_defenses, specs_text
+from ..defences import parse_defences, specs_text
 from ..errors import BadInputError
 from .photos import SAMPLE_NAMES, GridPhoto, resolve_images
 
@@ -138,7 +138,7 @@ class Grid:
     def jobs(self) -> list[Job]:
         self.check()
         photos = resolve_images(self.images)
-        defence_lists = tuple(dict.fromkeys(specs_text(parse_defenses(d)) for d in self.defenses))
+        defence_lists = tuple(dict.fromkeys(specs_text(parse_defences(d)) for d in self.defenses))
         most = max(limits.max_batch(attack) for attack in self.attacks)
         for n, k in itertools.product(self.batches, self.clients):
             if not 1 <= n * k <= min(len(photos), most):
@@ -156,12 +156,12 @@ class Grid:
                                 for n, clients in itertools.product(self.batches, self.clients):
                                     chosen = [(start + t) % len(photos) for t in range(n * clients)]
                                     for k in self.fedavg_steps:
-                                        for defenses, attacker in _defended(defence_lists, self.attackers):
+                                        for defences, attacker in _defended(defence_lists, self.attackers):
                                             job = Job(
                                                 images=tuple(photos[i].name for i in chosen),
                                                 labels=tuple(_label(photos[i], i, classes) for i in chosen),
                                                 attack=attack, model=model, size=size, classes=classes,
-                                                seed=seed, defenses=defenses, fedavg_steps=k, clients=clients,
+                                                seed=seed, defenses=defences, fedavg_steps=k, clients=clients,
                                                 steps=steps.get(attack, self.steps), max_seconds=self.max_seconds,
                                                 stop_at_psnr=self.stop_at_psnr, base=self.base,
                                                 distance=self.distance, attacker=attacker)

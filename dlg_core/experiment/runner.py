@@ -14,7 +14,7 @@ import torch
 
 from .. import metrics
 from ..csv_cells import cell, number
-from ..defenses import learning_cost
+from ..defences import learning_cost
 from ..errors import BadInputError
 from .grid import Job
 from .photos import load_photo
@@ -73,10 +73,10 @@ def run_grid(jobs: Sequence[Job], out: str | Path | None, progress: bool = True,
     """Run the jobs not yet in ``out`` (appending a row as each finishes); every job's row, old and new."""
     from tqdm import tqdm
 
-    from ..run import warm_up
+    from ..run import warm_up_torch
 
     done, todo = jobs_to_run(jobs, out, progress)
-    warm_up()
+    warm_up_torch()
     fresh: dict[str, dict[str, Any]] = {}
     with tqdm(total=len(todo), disable=not progress, unit="run", file=sys.stderr) as bar:
         for job in todo:

@@ -47,13 +47,13 @@ from torch.func import functional_call
 from .client import SharedUpdate, local_training_update
 from .errors import BadInputError
 
-MAX_DEFENSES = 8  # in one list: more is no lesson, only a longer link
+MAX_DEFENCES = 8  # in one list: more is no lesson, only a longer link
 MAX_SCALE = 100.0  # noise or clip beyond this drowns any gradient these victims produce
 FIRST_ORDER_SHARE = 0.5  # learning_cost's step would halve the loss along the true update, to first order
 FALLBACK_COST_LR = 0.01  # its step when that rule has nothing to go by (a zero gradient or loss)
 NOISE_SEED_OFFSET = 2**20  # the noise's generator stays apart from the victim's and the attack's seeds
 
-DEFENSE_KINDS: dict[str, str] = {
+DEFENCE_KINDS: dict[str, str] = {
     "gaussian": "Gaussian noise of standard deviation SCALE added to every entry of the update.",
     "laplace": "Laplacian noise of scale SCALE (standard deviation SCALE x 1.41) added to every entry.",
     "dp": "DP-SGD's recipe: clip the whole update to norm CLIP, then add Gaussian noise of std MULTIPLIER x CLIP.",
@@ -110,7 +110,7 @@ def _number(x: float) -> str:
 
 
 @dataclass(frozen=True)
-class Defense:
+class Defence:
     kind: str
     params: tuple[float, ...] = ()
 
@@ -326,7 +326,7 @@ def client_seed(images: torch.Tensor, seed: int) -> int:
     return int.from_bytes(digest[:7], "big")
 
 
-def client_update(model: nn.Module, images: torch.Tensor, label_probs: torch.Tensor, defenses: Sequence[Defense],
+def client_update(model: nn.Module, images: torch.Tensor, label_probs: torch.Tensor, defences: Sequence[Defence],
                   seed: int, local_steps: int = 1, local_lr: float = 0.0,
                   pool: tuple[torch.Tensor, torch.Tensor] | None = None,
                   true_update: SharedUpdate | None = None) -> SharedUpdate:
@@ -338,21 +338,21 @@ def client_update(model: nn.Module, images: torch.Tensor, label_probs: torch.Ten
     acts on the input. Noise and partners come from one generator seeded by ``seed`` (see ``client_seed``).
     """
     generator = torch.Generator().manual_seed(int(seed))
-    mixes = [d for d in defenses if d.on_input]
-    for defense in mixes:
+    mixes = [d for d in defences if d.on_input]
+    for defence in mixes:
         if pool is None:
             raise BadInputError("MixUp needs a public pool of photos to mix with (images.public_pool).")
-        images, label_probs = mix_inputs(images, label_probs, pool, defense.params[0], generator)
+        images, label_probs = mix_inputs(images, label_probs, pool, defence.params[0], generator)
     if true_update is None or mixes:
         gradients = local_training_update(model, images, label_probs, local_steps, local_lr)
         true_update = SharedUpdate(tuple(g.detach() for g in gradients), local_steps=local_steps,
                                    local_lr=float(local_lr) if local_steps > 1 else 0.0)
     client = ClientBatch(model, images.detach(), label_probs)
-    return apply_defenses(true_update, [d for d in defenses if not d.on_input], generator, client)
+    return apply_defences(true_update, [d for d in defences if not d.on_input], generator, client)
 
 
-def parse_defense(spec: str) -> Defense:
-    """``gaussian:0.01`` -> Defense("gaussian", (0.01,)); a bad spec -> BadInputError with one line."""
+def parse_defence(spec: str) -> Defence:
+    """``gaussian:0.01`` -> Defence("gaussian", (0.01,)); a bad spec -> BadInputError with one line."""
     if not isinstance(spec, str):
         raise BadInputError(f"A defence is text like gaussian:0.01, not {type(spec).__name__}.")
     text = spec.strip().lower()
@@ -364,38 +364,38 @@ def parse_defense(spec: str) -> Defense:
         params = tuple(float(n) for n in numbers)
     except ValueError:
         raise BadInputError(f"The {kind} defence has an unreadable number: write {_SYNTAX[kind]}.") from None
-    return Defense(kind, params)
+    return Defence(kind, params)
 
 
-def parse_defenses(text: str) -> tuple[Defense, ...]:
+def parse_defences(text: str) -> tuple[Defence, ...]:
     """A comma-separated list of specs, applied in that order; "" (or "none") is no defence."""
     if not isinstance(text, str):
         raise BadInputError("Defences are text: comma-separated specs like prune:0.5,fp16.")
     if text.strip().lower() in ("", "none"):
         return ()
-    defenses = tuple(parse_defense(part) for part in text.split(","))
-    if len(defenses) > MAX_DEFENSES:
-        raise BadInputError(f"At most {MAX_DEFENSES} defences at once, not {len(defenses)}.")
-    return defenses
+    defences = tuple(parse_defence(part) for part in text.split(","))
+    if len(defences) > MAX_DEFENCES:
+        raise BadInputError(f"At most {MAX_DEFENCES} defences at once, not {len(defences)}.")
+    return defences
 
 
-def strength_order(defense: Defense) -> tuple[float, ...]:
+def strength_order(defence: Defence) -> tuple[float, ...]:
     """Sorts one kind's strengths weakest first: more noise, pruning or mixing, a larger multiplier (then a
     tighter clip) is stronger."""
-    if defense.kind == "dp":
-        return (defense.params[1], -defense.params[0])
-    return defense.params
+    if defence.kind == "dp":
+        return (defence.params[1], -defence.params[0])
+    return defence.params
 
 
-def parse_strengths(kind: str, picked: Sequence[str], custom: str) -> tuple[Defense, ...]:
+def parse_strengths(kind: str, picked: Sequence[str], custom: str) -> tuple[Defence, ...]:
     """The picked ladder specs and the typed ones (comma- or semicolon-separated), all of one kind, without
     repeats, weakest first; BadInputError in one line otherwise."""
-    chosen = [parse_defense(spec) for spec in picked]
-    for defense in parse_defenses(custom.replace(";", ",")) if custom.strip() else ():
-        if defense.kind != kind:
-            raise BadInputError(f"'{defense.spec}' is not a {KIND_LABELS[kind].lower()} setting: type strengths "
+    chosen = [parse_defence(spec) for spec in picked]
+    for defence in parse_defences(custom.replace(";", ",")) if custom.strip() else ():
+        if defence.kind != kind:
+            raise BadInputError(f"'{defence.spec}' is not a {KIND_LABELS[kind].lower()} setting: type strengths "
                                 f"like {STRENGTHS[kind][0]}, or pick another defence above.")
-        chosen.append(defense)
+        chosen.append(defence)
     unique = sorted({d.spec: d for d in chosen}.values(), key=strength_order)
     if not unique:
         raise BadInputError("Pick at least one strength of the defence (or type one).")
@@ -404,12 +404,12 @@ def parse_strengths(kind: str, picked: Sequence[str], custom: str) -> tuple[Defe
     return tuple(unique)
 
 
-def specs_text(defenses: Sequence[Defense]) -> str:
+def specs_text(defences: Sequence[Defence]) -> str:
     """The canonical comma-separated text of a list of defences ("" for none)."""
-    return ",".join(d.spec for d in defenses)
+    return ",".join(d.spec for d in defences)
 
 
-def apply_defenses(update: SharedUpdate, defenses: Sequence[Defense], seed: int | torch.Generator,
+def apply_defences(update: SharedUpdate, defences: Sequence[Defence], seed: int | torch.Generator,
                    client: ClientBatch | None = None) -> SharedUpdate:
     """The update as the client shares it: each defence in turn, noise from one generator (or one seeded by
     ``seed``). Soteria needs the ``client``'s batch; MixUp must have been applied to it already."""
@@ -418,13 +418,13 @@ def apply_defenses(update: SharedUpdate, defenses: Sequence[Defense], seed: int 
     else:
         generator = torch.Generator().manual_seed(int(seed) + NOISE_SEED_OFFSET)
     gradients = tuple(g.detach() for g in update.gradients)
-    for defense in defenses:
-        gradients = defense.apply(gradients, generator, client)
+    for defence in defences:
+        gradients = defence.apply(gradients, generator, client)
     return SharedUpdate(gradients, local_steps=update.local_steps, local_lr=update.local_lr)
 
 
 @dataclass(frozen=True)
-class DefenseCost:
+class DefenceCost:
     """What a defence costs the federation: how far the shared update is from the true one, and its effect on
     the victim's loss after one SGD step (on the client's own batch)."""
 
@@ -453,8 +453,8 @@ def _flat(update: SharedUpdate | Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 def learning_cost(model: nn.Module, images: torch.Tensor, labels, true_update: SharedUpdate,
-                  defended_update: SharedUpdate, lr: float | None = None) -> DefenseCost:
-    """See ``DefenseCost``. The model is not modified: the steps run through ``torch.func.functional_call``.
+                  defended_update: SharedUpdate, lr: float | None = None) -> DefenceCost:
+    """See ``DefenceCost``. The model is not modified: the steps run through ``torch.func.functional_call``.
 
     The step's learning rate, unless given, is the one rule of the page and the experiment CSV: the rate at
     which the true update would take ``FIRST_ORDER_SHARE`` of the loss away, to first order (the loss drops
@@ -483,7 +483,7 @@ def learning_cost(model: nn.Module, images: torch.Tensor, labels, true_update: S
     before = loss_after(None)
     if lr is None:
         lr = FIRST_ORDER_SHARE * before / true_norm**2 if true_norm > 0 and before > 0 else FALLBACK_COST_LR
-    return DefenseCost(cosine=cosine, relative_error=relative, loss_before=before, lr=lr,
+    return DefenceCost(cosine=cosine, relative_error=relative, loss_before=before, lr=lr,
                        loss_after_true=loss_after(true_update, lr),
                        loss_after_defended=loss_after(defended_update, lr))
 

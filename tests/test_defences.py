@@ -14,16 +14,16 @@ import torch
 from dlg_core import cli
 from dlg_core.client import SharedUpdate
 from dlg_core.config import AttackConfig
-from dlg_core.defenses import (
-    DEFENSE_KINDS,
+from dlg_core.defences import (
+    DEFENCE_KINDS,
     STRENGTHS,
-    Defense,
-    apply_defenses,
+    Defence,
+    apply_defences,
     dp_epsilon,
     int8_scale,
     learning_cost,
-    parse_defense,
-    parse_defenses,
+    parse_defence,
+    parse_defences,
     pruned_count,
 )
 from dlg_core.errors import BadInputError
@@ -46,7 +46,7 @@ def zeros_update(shapes=((200, 250), (1000,))):
 
 
 def defended(update, spec, seed=0):
-    return apply_defenses(update, parse_defenses(spec), seed)
+    return apply_defences(update, parse_defences(spec), seed)
 
 
 def flat(update):
@@ -144,7 +144,7 @@ def test_defences_compose_in_the_order_given():
     assert int((flat(noise_then_prune) == 0).sum()) == sum(pruned_count(g.numel(), 0.5) for g in base.gradients)
     by_hand = base
     for spec in ("prune:0.3", "fp16", "int8"):
-        by_hand = apply_defenses(by_hand, [parse_defense(spec)], 0)
+        by_hand = apply_defences(by_hand, [parse_defence(spec)], 0)
     assert torch.equal(flat(defended(base, "prune:0.3,fp16,int8")), flat(by_hand))
 
 
@@ -160,8 +160,8 @@ def test_apply_keeps_the_protocol_and_no_defence_is_the_identity():
     ("prune:0.70", "prune:0.7"), ("FP16", "fp16"), ("int8", "int8"), ("gaussian:1e-05", "gaussian:1e-05"),
 ])
 def test_specs_parse_to_a_canonical_form(text, canonical):
-    d = parse_defense(text)
-    assert d.spec == canonical and parse_defense(d.spec) == d and d.label
+    d = parse_defence(text)
+    assert d.spec == canonical and parse_defence(d.spec) == d and d.label
 
 
 @pytest.mark.parametrize("spec, fragment", [
@@ -172,19 +172,19 @@ def test_specs_parse_to_a_canonical_form(text, canonical):
 ])
 def test_bad_specs_are_refused_in_one_line(spec, fragment):
     with pytest.raises(BadInputError) as caught:
-        parse_defenses(spec)
+        parse_defences(spec)
     message = str(caught.value)
     assert fragment in message and "\n" not in message
 
 
 def test_the_ui_tables_name_every_kind_with_valid_ladders():
-    assert set(DEFENSE_KINDS) == set(STRENGTHS)
+    assert set(DEFENCE_KINDS) == set(STRENGTHS)
     for kind, ladder in STRENGTHS.items():
         assert 1 <= len(ladder) <= 6
-        parsed = [parse_defense(spec) for spec in ladder]
+        parsed = [parse_defence(spec) for spec in ladder]
         assert all(d.kind == kind and d.spec == spec for d, spec in zip(parsed, ladder, strict=True))
         assert [d.params for d in parsed] == sorted(d.params for d in parsed)  # weakest first
-    assert Defense("prune", (0.7,)).label == "Prune 70% of entries"
+    assert Defence("prune", (0.7,)).label == "Prune 70% of entries"
 
 
 def test_config_validates_and_canonicalises_defences():
@@ -256,9 +256,9 @@ def test_dp_epsilon_is_an_upper_bound_close_to_the_exact_one():
     assert dp_epsilon(0) == math.inf
 
 
-def _attack(defenses):
+def _attack(defences):
     config = AttackConfig(attack="idlg", model="lenet", size=32, steps=100, seed=0, max_seconds=60,
-                          defenses=defenses)
+                          defenses=defences)
     run = AttackRun(config, load_sample("cat_chelsea", 32), (0,))
     for _ in run:
         pass
@@ -284,7 +284,7 @@ def test_cli_records_the_defences_in_order_and_config_files_keep_theirs(tmp_path
     assert cli.main([str(a) for a in ["run", "--image", CHELSEA, "--config", config, "--quiet", "--json", out]]) == 0
     assert json.loads(out.read_text())["defenses"] == ["int8"]  # the file's defences are kept
     assert cli.main([str(a) for a in ["run", "--image", CHELSEA, "--config", config, "--quiet", "--json", out,
-                                      "--defense", "fp16"]]) == 0
+                                      "--defence", "fp16"]]) == 0
     assert json.loads(out.read_text())["defenses"] == ["fp16"]  # and the command line's replace them
     assert cli.main([str(a) for a in args]) == 0
     assert json.loads(out.read_text())["defenses"] == []
