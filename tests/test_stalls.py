@@ -205,3 +205,37 @@ def test_steps_running_out_during_a_new_start_are_said(monkeypatch, chelsea16):
                                                             "is kept.")
     assert "local minimum" in result.diagnosis and "the steps ran out before 1 new start found better" \
         in result.diagnosis
+
+
+def test_dlg_restarts_after_a_stall_with_the_label_it_learnt_held_fixed(monkeypatch, chelsea16):
+    """Measured on the tune photos (seed-paper setting): DLG's stalls came from learning the label along with
+    the photo; new starts with the learnt label fixed reached the photo where fresh ones fell back."""
+    seen = []
+    scripted = _scripted([STALL, STALL, MATCH], photo=chelsea16, label=1)
+
+    def attack(knowledge, settings):
+        seen.append(settings.fixed_labels)
+        return scripted(knowledge, settings)
+
+    monkeypatch.setitem(ATTACKS, "dlg", attack)
+    result = run_module.run_to_end(default_for("dlg", "cnn").replace(size=16, steps=100), chelsea16, [1])
+    assert seen == [None, (1,), (1,)]  # learnt in the first start, then held by every new start
+    assert "restarted from a new start with the label it learnt held fixed" in result.message
+    assert result.message.count("held fixed") == 1 and result.final.psnr > 60
+
+    seen.clear()  # iDLG reads its label itself, and a DLG told the labels needs none held
+    monkeypatch.setitem(ATTACKS, "idlg", attack)
+    run_module.run_to_end(DEFAULT.replace(size=16, steps=100), chelsea16, [1])
+    run_module.run_to_end(default_for("dlg", "cnn").replace(size=16, steps=100, labels_known=True), chelsea16, [1])
+    assert seen == [None, None, None, None, None, None]
+
+
+def test_dlg_with_a_fixed_label_matches_the_image_alone(chelsea16):
+    from dlg_core.attacks import AttackerKnowledge, AttackSettings
+
+    model = build_model("lenet", 16, 10, seed=0)
+    update = compute_shared_update(model, chelsea16, torch.tensor([3])).update
+    knowledge = AttackerKnowledge(model=model, shared_update=update, input_shape=(1, 3, 16, 16), num_classes=10)
+    progress = list(ATTACKS["dlg"](knowledge, AttackSettings(steps=2, fixed_labels=(7,))))
+    assert all(p.label_guess == (7,) and p.label_logits is None for p in progress)
+    assert torch.equal(progress[-1].label_probs, torch.nn.functional.one_hot(torch.tensor([7]), 10).float())

@@ -47,6 +47,8 @@ class AttackSettings:
     dtype: torch.dtype = torch.float32
     start_image: torch.Tensor | None = None  # restart from here instead of `init` (after a divergence)
     start_label_logits: torch.Tensor | None = None
+    # DLG after a stall: the label it learnt, now held fixed as a one-hot (run.py); None: learn it
+    fixed_labels: tuple[int, ...] | None = None
     # Inverting Gradients (attacks/inverting.py). Geiping et al. step by 0.1 on images normalised to unit
     # variance, about 0.03 of our [0, 1] range; 0.03 and the TV weight were also the best measured here.
     adam_lr: float = 0.03  # Adam's step on the signed gradient: each pixel moves by about this at first

@@ -9,4 +9,5 @@ from .lbfgs_matching import match_gradients
 
 
 def dlg(knowledge: AttackerKnowledge, settings: AttackSettings) -> Iterator[Progress]:
-    return match_gradients(knowledge, settings, known_labels=knowledge.known_labels)  # learnt unless known
+    labels = knowledge.known_labels if knowledge.known_labels is not None else settings.fixed_labels
+    return match_gradients(knowledge, settings, known_labels=labels)  # learnt unless known or fixed
