@@ -11,7 +11,7 @@ st.markdown("A client can blur its update before sharing it: noise, clipping, pr
             "or Soteria's pruning. Each strength gets its own run of the same attack beside the undefended one, and "
             "a second by an attacker who knows the defence: where does the leak stop, for whom, at what cost?")
 
-chosen = photo.photo_fold(defences_view.current_size())
+chosen = photo.photo_fold(defences_view.OWN_SETTINGS.value("size"))
 with st.expander("Change the setting: attack, victim, defence and its strengths", icon=":material/tune:",
                  key="fold_defence"):
     setup, label = defences_view.defence_settings(chosen)

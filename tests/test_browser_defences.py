@@ -52,7 +52,7 @@ def set_number(page: Page, label: str, value: int) -> None:
 
 def test_defences_page_runs_side_by_side_live(page: Page, streamlit_server: str):
     open_page(page, streamlit_server, "Defences", "Defences")
-    set_number(page, "Attack steps per run", 60)
+    set_number(page, "Attack steps", 60)
     page.evaluate(RECORDER)
     page.get_by_role("button", name="Run the comparison").click()
     page.mouse.move(0, 0)  # no tooltip of the Run button over the pictures
@@ -80,7 +80,7 @@ def test_defences_page_runs_side_by_side_live(page: Page, streamlit_server: str)
 
 def test_defences_stop_keeps_what_was_reached(page: Page, streamlit_server: str):
     open_page(page, streamlit_server, "Defences", "Defences")
-    set_number(page, "Attack steps per run", 400)
+    set_number(page, "Attack steps", 400)
     page.evaluate(RECORDER)
     page.get_by_role("button", name="Run the comparison").click()
     page.wait_for_function("() => window.__rec.first >= 2", timeout=90_000)

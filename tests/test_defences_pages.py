@@ -50,6 +50,37 @@ def test_defences_page_renders_with_the_default_ladder(app_test):
     assert "What the client trains on: 32x32 pixels" in [c for img in at.image for c in img.captions]
 
 
+def test_the_attack_settings_are_drawn_from_their_declarations_under_the_pages_own_keys(app_test):
+    from dlg_core import attack_registry
+    from dlg_core.config import MODEL_NAMES, SETTINGS
+    from ui.defences_view import DEFAULT_STEPS, MAX_STEPS
+    from ui.settings import FIELD_KEYS, SMALL_SIZES, attack_label
+
+    at = open_defences(app_test)
+    attack, model = at.selectbox(key="def_attack"), at.selectbox(key="def_model")
+    size, steps = at.select_slider(key="def_size"), at.number_input(key="def_steps")
+    seed = at.number_input(key="def_seed")
+    for name, widget in (("attack", attack), ("model", model), ("size", size), ("steps", steps), ("seed", seed)):
+        assert widget.label == SETTINGS[name].label and widget.help.startswith(SETTINGS[name].help), name
+    assert "Here it also draws the defence's noise." in seed.help  # the page's own sentence after the declared help
+    assert attack.options == [attack_label(a) for a in attack_registry.names()]
+    assert len(model.options) == len(MODEL_NAMES)
+    assert [int(s) for s in size.options] == list(SMALL_SIZES)  # no "larger photos" toggle on this page
+    assert (seed.min, seed.max) == (SETTINGS["seed"].low, SETTINGS["seed"].high)
+    assert (steps.min, steps.max, steps.value) == (SETTINGS["steps"].low, MAX_STEPS, DEFAULT_STEPS)  # the page's budget
+    # Its own values: changing them leaves the Attack lab's alone, and the attack's measured defaults follow.
+    attack.set_value("dlg")
+    seed.set_value(7)
+    tiny(at, steps=2)
+    at.pills(key="def_strengths_gaussian").set_value(["gaussian:0.1"])
+    at.toggle(key="def_adaptive").set_value(False)
+    at.button(key="def_run").click().run()
+    no_exception(at)
+    assert at.session_state[FIELD_KEYS["attack"]] == "idlg" and at.session_state[FIELD_KEYS["seed"]] == 0
+    config = at.session_state["defence_comparison"].config
+    assert (config.attack, config.seed, config.size, config.steps, config.distance) == ("dlg", 7, 16, 2, "l2")
+
+
 def test_tiny_pruning_comparison_gives_tiles_charts_verdict_and_table(app_test):
     at = open_defences(app_test)
     tiny(at)

@@ -20,8 +20,7 @@ import streamlit as st
 
 from dlg_core import defences as dfn
 from dlg_core import limits
-from dlg_core.attack_registry import names as attack_names
-from dlg_core.config import DEFAULT, MODEL_NAMES, AttackConfig, default_for
+from dlg_core.config import DEFAULT, AttackConfig
 from dlg_core.defence_verdict import Outcome, db_text, verdict
 from dlg_core.defences import KIND_LABELS, Defence, DefenceCost
 from dlg_core.errors import BadInputError
@@ -35,15 +34,23 @@ from .attack_view import number
 from .history import Frame, RunHistory
 from .photo import Photo
 from .pictures import upscale
-from .settings import MODEL_LABELS, attack_label, class_name
+from .settings import MODEL_LABELS, OwnSettings, attack_label, class_name
 from .stage import picture_alt
 
 PERSIST = "session"  # the widgets keep their values during a visit to another page
-SIZES = (16, 24, 32, 40, 48, 56, 64)
-DEFAULT_SIZE = 32
 # Measured at 32 px: undefended iDLG converges within ~40 steps on the app's victim; on LeNet it passes 30 dB at ~50.
 DEFAULT_STEPS = 80
-MAX_STEPS = 500  # per run: a comparison is up to seven runs on one core
+MAX_STEPS = 500  # per run: a comparison is up to 13 runs (6 strengths, two attackers each) on one core
+# The attack's settings, drawn from their declarations (dlg_core/config.py) under this page's own keys (def_*):
+# a comparison of up to 13 runs wants its own budget per run and resolutions, not the Attack lab's 1,000 steps
+# and up to 128 px, so the page does not share those pages' values (settings.carry_over).
+OWN_SETTINGS = OwnSettings(
+    "def_", ("attack", "model", "size", "steps", "seed"), DEFAULT.replace(steps=DEFAULT_STEPS),
+    notes={"attack": "Here it runs once per strength, and once without a defence.",
+           "size": "Smaller photos leak faster: 32 px keeps a whole comparison within seconds.",
+           "steps": f"Each strength gets its own run of this many, at most {MAX_STEPS}.",
+           "seed": "Here it also draws the defence's noise."},
+    options={"steps": {"max_value": MAX_STEPS}})
 TILE_PX = 128  # 32 px x 4, or 16 px x 8: the browser enlarges it further with crisp pixels
 DP_DELTA = 1e-5
 # What the strengths of each kind are, for the chart's axis.
@@ -203,26 +210,19 @@ class DefenceSetup:
 
 
 def _init_state() -> None:
-    for key, value in (("def_attack", DEFAULT.attack), ("def_model", DEFAULT.model), ("def_size", DEFAULT_SIZE),
-                       ("def_steps", DEFAULT_STEPS), ("def_seed", DEFAULT.seed), ("def_kind", "gaussian"),
-                       ("def_custom", ""), ("def_label", 0), ("def_adaptive", True)):
+    OWN_SETTINGS.init_state()
+    for key, value in (("def_kind", "gaussian"), ("def_custom", ""), ("def_label", 0), ("def_adaptive", True)):
         st.session_state.setdefault(key, value)
 
 
 def setting_line() -> str:
     """The setting in a few words, under its fold."""
     _init_state()
-    state = st.session_state
-    attack = attack_label(state["def_attack"]).split(" (")[0]
-    model = MODEL_LABELS.get(state["def_model"], state["def_model"]).split(" (")[0]
-    defence = KIND_LABELS.get(state["def_kind"], state["def_kind"])
-    steps = int(state["def_steps"])
-    return f"Now: {attack} on {model}, {state['def_size']} px, {steps} steps per run, against {defence}."
-
-
-def current_size() -> int:
-    _init_state()
-    return int(st.session_state["def_size"])
+    value = OWN_SETTINGS.value
+    attack = attack_label(value("attack")).split(" (")[0]
+    model = MODEL_LABELS.get(value("model"), value("model")).split(" (")[0]
+    defence = KIND_LABELS.get(st.session_state["def_kind"], st.session_state["def_kind"])
+    return f"Now: {attack} on {model}, {value('size')} px, {int(value('steps'))} steps per run, against {defence}."
 
 
 def defence_settings(photo: Photo | None) -> tuple[DefenceSetup | None, int]:
@@ -231,16 +231,7 @@ def defence_settings(photo: Photo | None) -> tuple[DefenceSetup | None, int]:
     grid = st.grid(4, min_column_width=200, gap="medium")
     keep = {"persist_state": PERSIST}
     with grid:
-        st.selectbox("Attack", attack_names(), key="def_attack", format_func=attack_label,
-                     help="The same attack runs once per strength, and once without a defence.", **keep)
-        st.selectbox("Victim model", MODEL_NAMES, key="def_model", format_func=lambda m: MODEL_LABELS.get(m, m),
-                     help="The shared model the client trains; the attacker knows all its weights.", **keep)
-        st.select_slider("Resolution (pixels per side)", SIZES, key="def_size",
-                         help="Smaller photos leak faster: 32 px keeps a whole comparison within seconds.", **keep)
-        st.number_input("Attack steps per run", 1, MAX_STEPS, step=20, key="def_steps",
-                        help="Each strength gets this many L-BFGS steps on its own shared update.", **keep)
-        st.number_input("Seed", 0, 2**31 - 1, step=1, key="def_seed",
-                        help="Draws the victim's weights, the attacker's start and the defence's noise.", **keep)
+        OWN_SETTINGS.widgets()
         st.selectbox("Defence", list(dfn.DEFENCE_KINDS), key="def_kind", format_func=lambda k: KIND_LABELS.get(k, k),
                      help="What the client does to its update before it shares it.", **keep)
         if photo is not None and photo.sample is None:
@@ -263,9 +254,7 @@ def defence_settings(photo: Photo | None) -> tuple[DefenceSetup | None, int]:
                            help="Comma-separated, in the command line's --defense form.", **keep)
     try:
         strengths = dfn.parse_strengths(kind, list(picked or ()), custom)
-        config = default_for(st.session_state["def_attack"], st.session_state["def_model"]).replace(
-            size=int(st.session_state["def_size"]), steps=int(st.session_state["def_steps"]),
-            seed=int(st.session_state["def_seed"]), threads=limits.THREADS_PER_RUN)
+        config = OWN_SETTINGS.config(threads=limits.THREADS_PER_RUN)
     except BadInputError as err:
         st.error(str(err), icon=":material/error:")
         return None, label

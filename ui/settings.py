@@ -11,6 +11,7 @@ shared link can fill them in and the "How it works" page can read the current ch
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import streamlit as st
 
@@ -132,9 +133,12 @@ def _on_large_toggle() -> None:
         st.session_state[FIELD_KEYS["size"]] = SMALL_SIZES[-1]
 
 
-def _size_options() -> list[int]:
-    sizes = set(SMALL_SIZES) | (set(LARGE_SIZES) if st.session_state[KEY_LARGE] else set())
-    sizes.add(int(st.session_state[FIELD_KEYS["size"]]))  # a shared link may carry any size from 16 to 128
+def _size_options(key: str) -> list[int]:
+    """The resolutions offered: the small ones, the large ones where the Attack lab's toggle allows them (on its
+    own widget), and the current one (a shared link may carry any size from 16 to 128)."""
+    large = key == FIELD_KEYS["size"] and st.session_state[KEY_LARGE]
+    sizes = set(SMALL_SIZES) | (set(LARGE_SIZES) if large else set())
+    sizes.add(int(st.session_state[key]))
     return sorted(sizes)
 
 
@@ -147,12 +151,12 @@ def _choice_label(name: str) -> Callable[[str], str]:
 
 def setting_widget(name: str, **options) -> None:
     """One setting's widget, from its declaration (dlg_core/config.py): a choice, a toggle or a number within
-    its range; ``options`` go to the widget (``on_change``, a tighter ``max_value``)."""
+    its range; ``options`` go to the widget (``on_change``, a tighter ``max_value``, a page's own ``key``)."""
     declared, kind = cfg.SETTINGS[name], str(AttackConfig.__dataclass_fields__[name].type)
     options = {"key": FIELD_KEYS[name], "persist_state": PERSIST, "help": declared.help,
                "disabled": DISABLED.get(name, lambda state: False)(st.session_state), **options}
     if name == "size":  # the resolutions offered (any size from a shared link too)
-        st.select_slider(declared.label, _size_options(), **options)
+        st.select_slider(declared.label, _size_options(options["key"]), **options)
     elif declared.choices is not None:
         st.selectbox(declared.label, declared.options(), format_func=_choice_label(name), **options)
     elif kind == "bool":
@@ -162,6 +166,43 @@ def setting_widget(name: str, **options) -> None:
         options = {"min_value": number(declared.low), "max_value": number(declared.high), "step": number(declared.step),
                    **({"format": "%g"} if kind == "float" else {}), **options}
         st.number_input(declared.label, **options)
+
+
+@dataclass(frozen=True)
+class OwnSettings:
+    """Settings a page draws from their declarations but keeps under its own keys (``prefix`` + name), apart from
+    the Attack lab's and Compare's shared ``cfg_*`` values: ``base`` gives their starting values, ``notes`` adds a
+    sentence of the page's to a declared help, ``options`` go to a widget (a tighter ``max_value``)."""
+
+    prefix: str
+    names: tuple[str, ...]
+    base: AttackConfig = DEFAULT
+    notes: dict[str, str] = field(default_factory=dict)
+    options: dict[str, dict] = field(default_factory=dict)
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    def init_state(self) -> None:
+        for name in self.names:
+            st.session_state.setdefault(self.key(name), getattr(self.base, name))
+
+    def value(self, name: str):
+        self.init_state()
+        return st.session_state[self.key(name)]
+
+    def widgets(self) -> None:
+        self.init_state()
+        for name in self.names:
+            note = {"help": f"{cfg.SETTINGS[name].help} {self.notes[name]}"} if name in self.notes else {}
+            setting_widget(name, key=self.key(name), **note, **self.options.get(name, {}))
+
+    def config(self, **overrides) -> AttackConfig:
+        """``default_for`` the chosen attack and victim, with the page's values and ``overrides`` (BadInputError
+        for an impossible setting)."""
+        values = {name: self.value(name) for name in self.names}
+        attack, model = values.pop("attack", self.base.attack), values.pop("model", self.base.model)
+        return cfg.default_for(attack, model).replace(**values, **overrides)
 
 
 def group_settings(group: str) -> list[str]:
