@@ -511,7 +511,8 @@ class AttackRun:
         # DLG's stalls came from learning the label along with the photo: from new starts with its learnt label
         # held fixed, runs that had stalled at 20-29 dB reached 48-55 dB (seed-paper setting, tune photos, where
         # the learnt label was right; fresh starts that learnt it again fell back to 23 dB).
-        if c.attack == "dlg" and not c.labels_known and tally.fixed_labels is None:
+        learns_label = attack_registry.get(c.attack).label_source == "learnt"
+        if learns_label and not c.labels_known and tally.fixed_labels is None:
             tally.fixed_labels = tally.best.label_guess
             tally.events.append(f"{stall}; restarted from a new start with the label it learnt held fixed")
         else:
