@@ -76,6 +76,18 @@ KIND_LABELS = {"gaussian": "Gaussian noise", "laplace": "Laplacian noise", "dp":
                "prune": "Pruning (sparsification)", "fp16": "Half precision (fp16)",
                "int8": "8-bit quantisation (int8)", "sign": "Signs only (signSGD)",
                "mixup": "Input mixing (MixUp / InstaHide)", "soteria": "Soteria (representation pruning)"}
+# Each defence's words for its strength (Defence.label): tiles, tables, messages.
+_LABELS = {
+    "gaussian": lambda p: f"Gaussian noise, scale {p[0]:g}",
+    "laplace": lambda p: f"Laplacian noise, scale {p[0]:g}",
+    "dp": lambda p: f"Clip to norm {p[0]:g}, then Gaussian noise x{p[1]:g} (DP-SGD)",
+    "prune": lambda p: f"Prune {100 * p[0]:g}% of entries",
+    "mixup": lambda p: f"Mix {100 * p[0]:g}% of another photo in (MixUp)",
+    "soteria": lambda p: f"Soteria, {100 * p[0]:g}% of features pruned",
+    "sign": lambda p: "Signs only (signSGD)",
+    "fp16": lambda p: "Half precision (fp16)",
+    "int8": lambda p: "8-bit integers (int8)",
+}
 MAX_STRENGTHS = 6  # compared at once on the Defences page: the runs share one core
 
 # The Defences page's default ladders, weakest first.
@@ -140,22 +152,7 @@ class Defence:
 
     @property
     def label(self) -> str:
-        p = self.params
-        if self.kind == "gaussian":
-            return f"Gaussian noise, scale {p[0]:g}"
-        if self.kind == "laplace":
-            return f"Laplacian noise, scale {p[0]:g}"
-        if self.kind == "dp":
-            return f"Clip to norm {p[0]:g}, then Gaussian noise x{p[1]:g} (DP-SGD)"
-        if self.kind == "prune":
-            return f"Prune {100 * p[0]:g}% of entries"
-        if self.kind == "mixup":
-            return f"Mix {100 * p[0]:g}% of another photo in (MixUp)"
-        if self.kind == "soteria":
-            return f"Soteria, {100 * p[0]:g}% of features pruned"
-        if self.kind == "sign":
-            return "Signs only (signSGD)"
-        return "Half precision (fp16)" if self.kind == "fp16" else "8-bit integers (int8)"
+        return _LABELS[self.kind](self.params)
 
     @property
     def on_input(self) -> bool:
