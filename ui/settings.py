@@ -116,8 +116,9 @@ def current_config(**overrides) -> AttackConfig:
     values["size"] = int(values["size"])
     values["threads"] = min(int(values.get("threads", limits.THREADS_PER_RUN)), limits.THREADS_PER_RUN)
     # the settings without a widget (Inverting Gradients' TV weight, polish steps) follow the attack and victim too
+    values |= overrides  # an attack given here (the Compare page's default) is the one whose defaults apply
     base = cfg.follow_tuned(st.session_state[KEY_BASE], values["attack"], values["model"])
-    return base.replace(**{**values, **overrides})
+    return base.replace(**values)
 
 
 def _follow_attack_and_victim() -> None:
