@@ -74,6 +74,10 @@ def test_default_run_plays_on_the_first_screen(chromium, streamlit_server, width
         expect(page.get_by_role("heading", name="Gradient Leakage Lab")).to_be_visible(timeout=90_000)
         run = page.get_by_role("button", name="Run the attack")
         expect(run).to_be_enabled()
+        # Measured once the page's style (ui/style.py: dark text on the primary colour, the large Run button) has
+        # applied: a CI run on a fresh machine once measured the button unstyled (3.24:1, 100 px lower); if the
+        # style never applies, this wait fails.
+        expect(run).to_have_css("color", "rgb(14, 17, 23)")
         box = run.bounding_box()
         assert box is not None
         assert box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= width
