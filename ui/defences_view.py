@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from dlg_core import attack_registry, limits
 from dlg_core import defences as dfn
-from dlg_core import limits
 from dlg_core.config import DEFAULT, AttackConfig
 from dlg_core.defence_verdict import Outcome, db_text, verdict
 from dlg_core.defences import KIND_LABELS, Defence, DefenceCost
@@ -34,7 +34,7 @@ from .attack_view import number
 from .history import Frame, RunHistory
 from .photo import Photo
 from .pictures import upscale
-from .settings import MODEL_LABELS, OwnSettings, attack_label, class_name
+from .settings import OwnSettings, class_name, model_short
 from .stage import picture_alt
 
 PERSIST = "session"  # the widgets keep their values during a visit to another page
@@ -219,8 +219,7 @@ def setting_line() -> str:
     """The setting in a few words, under its fold."""
     _init_state()
     value = OWN_SETTINGS.value
-    attack = attack_label(value("attack")).split(" (")[0]
-    model = MODEL_LABELS.get(value("model"), value("model")).split(" (")[0]
+    attack, model = attack_registry.get(value("attack")).short, model_short(value("model"))
     defence = KIND_LABELS.get(st.session_state["def_kind"], st.session_state["def_kind"])
     return f"Now: {attack} on {model}, {value('size')} px, {int(value('steps'))} steps per run, against {defence}."
 

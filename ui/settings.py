@@ -260,14 +260,18 @@ def _advanced_settings() -> None:
         st.button("Reset every setting to its default", icon=":material/restart_alt:", on_click=reset_to_defaults)
 
 
+def model_short(name: str) -> str:
+    """A victim's label without its parenthesis, for the one-line summaries of a setting."""
+    return MODEL_LABELS.get(name, name).split(" (")[0]
+
+
 def setting_line(choose_attack: bool = True) -> str:
     """The current setting in a few words, for the fold's label."""
     init_state()
     k, state = FIELD_KEYS, st.session_state
-    model = MODEL_LABELS.get(state[k["model"]], state[k["model"]]).split(" (")[0]
-    what = f"{attack_label(state[k['attack']]).split(' (')[0]} on " if choose_attack else ""
+    what = f"{attack_registry.get(state[k['attack']]).short} on " if choose_attack else ""
     steps = f", up to {int(state[k['steps']]):,} steps" if choose_attack else ""
-    return f"{what}{model}, {state[k['size']]} px{steps}, seed {state[k['seed']]}"
+    return f"{what}{model_short(state[k['model']])}, {state[k['size']]} px{steps}, seed {state[k['seed']]}"
 
 
 def settings_fold(choose_attack: bool = True, then: Callable[[], None] | None = None) -> AttackConfig | None:
