@@ -184,6 +184,16 @@ def test_time_budget_ends_the_run(chelsea32):
     assert result.steps_run < 5000
 
 
+def test_a_snapshots_ssim_is_computed_once_and_only_when_read(chelsea32, monkeypatch):
+    calls = []
+    monkeypatch.setattr(run_module.metrics, "ssim", lambda *args: calls.append(args) or ssim(*args))
+    snaps = list(AttackRun(DEFAULT.replace(steps=3), chelsea32, [0]))
+    assert len(snaps) >= 3 and calls == []  # a benchmark stopping at 30 dB never reads it
+    last = snaps[-1]
+    assert last.ssim == last.ssim == ssim(last.image, chelsea32)
+    assert len(calls) == 1
+
+
 def test_success_is_judged_by_psnr_not_by_gradient_distance(chelsea32, monkeypatch):
     # A tiny gradient distance with a wrong picture must not count as reaching 30 dB.
     monkeypatch.setitem(ATTACKS, "idlg", _fake_attack([1e-3, 1e-9, 1e-12]))
