@@ -259,6 +259,22 @@ def test_bad_query_params_are_refused():
 
 # --- the compact L-BFGS --------------------------------------------------------------------------------
 
+def test_compact_lbfgs_grows_its_memory_as_pairs_arrive(monkeypatch):
+    # Room for 2 pairs at first, doubled as they come (2, 4, 8, then the history size, 10); with the ring
+    # wrapping at 10 the iterates are still torch.optim.LBFGS's (the test below, at the default room).
+    from dlg_core.attacks import lbfgs
+
+    monkeypatch.setattr(lbfgs, "INITIAL_ROWS", 2)
+    test_compact_lbfgs_follows_pytorchs_lbfgs("strong_wolfe")
+    x = torch.zeros(3, requires_grad=True)
+    optimizer = lbfgs.CompactLBFGS([x], history_size=10)
+    rows = []
+    for slot in range(12):
+        optimizer._make_room(slot % 10)
+        rows.append(optimizer.S.shape[0])
+    assert rows == [2, 2, 4, 4, 8, 8, 8, 8, 10, 10, 10, 10] and optimizer.Y.shape == optimizer.S.shape
+
+
 @pytest.mark.parametrize("line_search", [None, "strong_wolfe"])
 def test_compact_lbfgs_follows_pytorchs_lbfgs(line_search):
     # Same iterates as torch.optim.LBFGS on a smooth non-quadratic problem, with the history window

@@ -16,6 +16,8 @@ from collections.abc import Callable
 import torch
 from torch.optim.lbfgs import _strong_wolfe  # PyTorch's own line search (pinned torch version)
 
+INITIAL_ROWS = 64  # pairs the memory has room for at first (it doubles as they arrive, up to the history size)
+
 
 class CompactLBFGS:
     def __init__(self, params: list[torch.Tensor], lr: float = 1.0, max_iter: int = 20, history_size: int = 100,
@@ -39,8 +41,9 @@ class CompactLBFGS:
         # A ring buffer of the last m pairs: steps s_i and gradient changes y_i as rows. Until it is full,
         # the slots in use are the first rows, so products run over contiguous row slices (fast gemv).
         # The m x m products are kept in double precision, for the stability of the triangular solves.
-        self.S = torch.zeros(m, n, dtype=dtype, device=device)
-        self.Y = torch.zeros(m, n, dtype=dtype, device=device)
+        # The rows are allocated as pairs arrive (``_make_room``): a long memory costs nothing until a run uses it.
+        self.S = torch.zeros(min(m, INITIAL_ROWS), n, dtype=dtype, device=device)
+        self.Y = torch.zeros_like(self.S)
         self.SY = torch.zeros(m, m, dtype=torch.float64, device=device)  # s_i . y_j
         self.YY = torch.zeros(m, m, dtype=torch.float64, device=device)  # y_i . y_j
         self.count = 0  # pairs held
@@ -115,11 +118,21 @@ class CompactLBFGS:
         s_y, y_y = float(s @ y), float(y @ y)
         self.SY[:, slot], self.SY[slot, :], self.SY[slot, slot] = S_y, Y_s, s_y
         self.YY[:, slot], self.YY[slot, :], self.YY[slot, slot] = Y_y, Y_y, y_y
+        self._make_room(slot)
         self.S[slot], self.Y[slot] = s, y
         Sg_new[slot], Yg_new[slot] = float(s @ g_new), float(y @ g_new)
         self.head = (slot + 1) % m
         self.count = min(self.count + 1, m)
         self.gamma = s_y / y_y
+
+    def _make_room(self, slot: int) -> None:
+        """Rows up to ``slot`` in S and Y: double them when full, up to the history size."""
+        rows = self.S.shape[0]
+        if slot < rows:
+            return
+        grown = min(self.history_size, max(2 * rows, slot + 1))
+        self.S = torch.cat((self.S, self.S.new_zeros(grown - rows, self.S.shape[1])))
+        self.Y = torch.cat((self.Y, self.Y.new_zeros(grown - rows, self.Y.shape[1])))
 
     def _direction(self, g: torch.Tensor, Sg: torch.Tensor, Yg: torch.Tensor) -> torch.Tensor:
         """-H g with H the L-BFGS inverse-Hessian approximation, in compact form; also caches Y d.
