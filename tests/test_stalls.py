@@ -168,6 +168,11 @@ def test_older_links_keep_their_own_defaults():
     assert (old.steps, old.polish_steps) == (DEFAULT.steps, 0)
     assert default_for("ig", "lenet").polish_steps > 0
     assert parse_link({"v": LINK_VERSION, "attack": "ig", "model": "lenet"}).config == default_for("ig", "lenet")
+    # a v=4 link was made while iDLG on LeNet had the one L-BFGS memory of every victim
+    assert parse_link({"v": "4", "attack": "idlg", "model": "lenet"}).config.history_size == DEFAULT.history_size
+    assert parse_link({"v": "4", "attack": "ig", "model": "lenet"}).config == default_for("ig", "lenet")
+    assert default_for("idlg", "lenet").history_size > DEFAULT.history_size
+    assert parse_link({"v": LINK_VERSION, "attack": "idlg", "model": "lenet"}).config == default_for("idlg", "lenet")
     # a v=2 link left out what equalled the one default of its day: DLG then meant the cosine distance
     assert parse_link({"v": "2", "attack": "dlg"}).config == AttackConfig(attack="dlg")
     assert parse_link({"attack": "dlg"}).config.distance == "l2"  # v1: the squared distance was everyone's
