@@ -19,7 +19,10 @@ One addition of ours, ``polish_steps``: the last steps of the budget are L-BFGS 
 alone, from the best restart's image (``lbfgs_matching.py``, iDLG's engine). Adam on the sign ends near the
 photo but not on it (the TV prior pulls the optimum off the photo, and signed steps stop resolving detail once
 the rate has decayed); where the victim is smooth (sigmoids), L-BFGS then closes the gap in a few hundred
-evaluations (measured: attack_registry.py's IG line, README).
+evaluations (measured: attack_registry.py's IG line, README). On the sigmoid CNN it often stalled short of the
+photo (21-26 dB, the line search failing); the error left there is mostly pixel noise, so after such a stall
+the polish starts again from its best point blurred (``prior.smoothed``),
+while that keeps finding a better point.
 
 Labels come from the output layer's gradient (``labels.py``), so a batch is rebuilt jointly, one candidate
 image per inferred label. A FedAvg update is matched by replaying the client's local steps (section 6).
@@ -44,7 +47,7 @@ from .prior import smoothed, total_variation
 LR_MILESTONES = (3 / 8, 5 / 8, 7 / 8)  # Geiping et al.'s schedule, as fractions of one restart's steps
 POLISH_STALL_STEPS = 5  # L-BFGS steps in a row with at most one evaluation each: the polish has stalled
 POLISH_MATCH_RATIO = 1e-6  # a stall this far below the polish's first distance is a match (as run.py's)
-POLISH_SMOOTH_SIGMA = 1.0  # the blur of a new start after a stall (as run.py's SMOOTH_SIGMA)
+POLISH_SMOOTH_SIGMA = 1.0  # the blur (pixels) of a new start after a stall
 
 
 def _steps_per_restart(steps: int, restarts: int) -> list[int]:
