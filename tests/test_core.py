@@ -184,6 +184,16 @@ def test_time_budget_ends_the_run(chelsea32):
     assert result.steps_run < 5000
 
 
+def test_a_snapshots_ssim_is_computed_once_and_only_when_read(chelsea32, monkeypatch):
+    calls = []
+    monkeypatch.setattr(run_module.metrics, "ssim", lambda *args: calls.append(args) or ssim(*args))
+    snaps = list(AttackRun(DEFAULT.replace(steps=3), chelsea32, [0]))
+    assert len(snaps) >= 3 and calls == []  # a benchmark stopping at 30 dB never reads it
+    last = snaps[-1]
+    assert last.ssim == last.ssim == ssim(last.image, chelsea32)
+    assert len(calls) == 1
+
+
 def test_success_is_judged_by_psnr_not_by_gradient_distance(chelsea32, monkeypatch):
     # A tiny gradient distance with a wrong picture must not count as reaching 30 dB.
     monkeypatch.setitem(ATTACKS, "idlg", _fake_attack([1e-3, 1e-9, 1e-12]))
@@ -248,6 +258,22 @@ def test_bad_query_params_are_refused():
 
 
 # --- the compact L-BFGS --------------------------------------------------------------------------------
+
+def test_compact_lbfgs_grows_its_memory_as_pairs_arrive(monkeypatch):
+    # Room for 2 pairs at first, doubled as they come (2, 4, 8, then the history size, 10); with the ring
+    # wrapping at 10 the iterates are still torch.optim.LBFGS's (the test below, at the default room).
+    from dlg_core.attacks import lbfgs
+
+    monkeypatch.setattr(lbfgs, "INITIAL_ROWS", 2)
+    test_compact_lbfgs_follows_pytorchs_lbfgs("strong_wolfe")
+    x = torch.zeros(3, requires_grad=True)
+    optimizer = lbfgs.CompactLBFGS([x], history_size=10)
+    rows = []
+    for slot in range(12):
+        optimizer._make_room(slot % 10)
+        rows.append(optimizer.S.shape[0])
+    assert rows == [2, 2, 4, 4, 8, 8, 8, 8, 10, 10, 10, 10] and optimizer.Y.shape == optimizer.S.shape
+
 
 @pytest.mark.parametrize("line_search", [None, "strong_wolfe"])
 def test_compact_lbfgs_follows_pytorchs_lbfgs(line_search):

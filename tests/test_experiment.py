@@ -103,6 +103,13 @@ def test_stopping_at_the_threshold_is_a_success_and_leaves_the_callers_stop_alon
     assert stopped["status"] == "stopped" and stopped["steps_run"] <= 1
 
 
+def test_a_batch_the_attack_refuses_as_it_starts_is_skipped_not_crashed():
+    # Two classes give the wide CNN's output layer a gradient of rank 1: the layer-by-layer walk cannot read 4 photos.
+    job = Job(images=tuple(NAMES[:4]), labels=(0, 1, 0, 1), attack="layerwise", model="wide_cnn", size=16)
+    row = run_job(job)
+    assert row["status"] == "skipped" and "more than 4 classes" in row["message"] and row["key"] == job.key
+
+
 def test_a_crashing_run_is_an_error_row_and_an_impossible_one_is_skipped(tmp_path, monkeypatch):
     import dlg_core.run
 
@@ -192,8 +199,12 @@ def test_presets_follow_the_papers_settings_and_have_quick_versions():
     labels = PRESETS["idlg-labels"].jobs()
     assert {j.attack for j in labels} == {"dlg", "idlg"} and {j.model for j in labels} == {"lenet", "cnn", "mlp"}
     beyond = PRESETS["beyond"].jobs()
-    assert {j.attack for j in beyond} == {"dlg", "idlg", "ig", "analytic"}
+    assert {j.attack for j in beyond} == {"dlg", "idlg", "ig", "analytic", "layerwise"}
     assert {j.model for j in beyond if j.attack == "analytic"} == {"mlp"}  # left out where it cannot apply
+    layerwise = [j for j in beyond if j.attack == "layerwise"]  # the new attack: FedSGD, every victim but the ResNet
+    assert {j.model for j in layerwise} == {"lenet", "cnn", "wide_cnn", "mlp"}
+    assert {j.fedavg_steps for j in layerwise} == {1}
+    assert len(beyond) - len(layerwise) == 192  # issue 4's runs, still there
     assert {j.batch for j in beyond} == {1, 4} and {j.fedavg_steps for j in beyond} == {1, 4}
     assert {j.seed for j in beyond} == {0, 1, 2} and {j.size for j in beyond} == {32}
 

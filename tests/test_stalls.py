@@ -169,6 +169,15 @@ def test_older_links_keep_their_own_defaults():
     assert (old.steps, old.polish_steps) == (DEFAULT.steps, 0)
     assert default_for("ig", "lenet").polish_steps > 0
     assert parse_link({"v": LINK_VERSION, "attack": "ig", "model": "lenet"}).config == default_for("ig", "lenet")
+    # a v=4 link was made while iDLG on LeNet had the one L-BFGS memory of every victim
+    assert parse_link({"v": "4", "attack": "idlg", "model": "lenet"}).config.history_size == DEFAULT.history_size
+    assert parse_link({"v": "4", "attack": "ig", "model": "lenet"}).config == default_for("ig", "lenet")
+    assert default_for("idlg", "lenet").history_size > DEFAULT.history_size
+    assert parse_link({"v": LINK_VERSION, "attack": "idlg", "model": "lenet"}).config == default_for("idlg", "lenet")
+    # a v=5 link was made while iDLG's new starts on the CNN were all fresh ones
+    assert parse_link({"v": "5", "attack": "idlg", "model": "cnn"}).config.stall_start == "fresh"
+    assert parse_link({"v": "5", "attack": "idlg", "model": "lenet"}).config == default_for("idlg", "lenet")
+    assert parse_link({"v": LINK_VERSION, "attack": "idlg", "model": "cnn"}).config == default_for("idlg", "cnn")
     # a v=2 link left out what equalled the one default of its day: DLG then meant the cosine distance
     assert parse_link({"v": "2", "attack": "dlg"}).config == AttackConfig(attack="dlg")
     assert parse_link({"attack": "dlg"}).config.distance == "l2"  # v1: the squared distance was everyone's
@@ -223,27 +232,32 @@ def test_steps_running_out_during_a_new_start_are_said(monkeypatch, chelsea16):
         in result.diagnosis
 
 
-def test_dlg_restarts_after_a_stall_with_the_label_it_learnt_held_fixed(monkeypatch, chelsea16):
-    """Measured on the tune photos (seed-paper setting): DLG's stalls came from learning the label along with
-    the photo; new starts with the learnt label fixed reached the photo where fresh ones fell back."""
-    seen = []
-    scripted = _scripted([STALL, STALL, MATCH], photo=chelsea16, label=1)
+def test_dlg_goes_on_from_its_stall_with_the_label_it_learnt_held_fixed(monkeypatch, chelsea16):
+    """Measured (seed-paper setting, tune photos): DLG's first stall came from learning a soft label near the
+    one-hot one; going on from the stall's best point with that label held fixed reached the photo. Later new
+    starts keep the label fixed too."""
+    calls, legs = [], [STALL, STALL, MATCH]
 
     def attack(knowledge, settings):
-        seen.append(settings.fixed_labels)
-        return scripted(knowledge, settings)
+        calls.append((settings.fixed_labels, settings.start_image is not None, settings.distance))
+        yield from _scripted([legs[len(calls) - 1]], photo=chelsea16, label=1)(knowledge, settings)
 
     monkeypatch.setitem(ATTACKS, "dlg", attack)
     result = run_module.run_to_end(default_for("dlg", "cnn").replace(size=16, steps=100), chelsea16, [1])
-    assert seen == [None, (1,), (1,)]  # learnt in the first start, then held by every new start
-    assert "restarted from a new start with the label it learnt held fixed" in result.message
-    assert result.message.count("held fixed") == 1 and result.final.psnr > 60
+    # learnt in the first start; then on from its best point (same distance), then a new start, label held
+    assert calls == [(None, False, "l2"), ((1,), True, "l2"), ((1,), False, "l2")]
+    assert "went on from its best point with the label it learnt held fixed" in result.message
+    assert "; restarted from a new start;" in result.message and result.message.count("held fixed") == 1
+    assert result.restarts == 2 and result.final.psnr > 60
 
-    seen.clear()  # iDLG reads its label itself, and a DLG told the labels needs none held
+    calls.clear()  # iDLG reads its label itself, and a DLG told the labels needs none held: new starts as before
     monkeypatch.setitem(ATTACKS, "idlg", attack)
     run_module.run_to_end(DEFAULT.replace(size=16, steps=100), chelsea16, [1])
+    assert calls == [(None, False, DEFAULT.distance), (None, False, DEFAULT.distance),
+                     (None, False, DEFAULT.distance)]
+    calls.clear()
     run_module.run_to_end(default_for("dlg", "cnn").replace(size=16, steps=100, labels_known=True), chelsea16, [1])
-    assert seen == [None, None, None, None, None, None]
+    assert [c[:2] for c in calls] == [(None, False)] * 3
 
 
 def test_dlg_with_a_fixed_label_matches_the_image_alone(chelsea16):

@@ -2,7 +2,7 @@
 
 A link carries ``sample=<name>``, ``label=<n>`` when the true label is not the sample's own animal, and the
 settings that differ from the defaults (``AttackConfig.to_query_params``), ``batch=<n>`` for the malicious
-server's batch (the imprint attack), and ``v=4``, the link format. A
+server's batch (the imprint attack), and ``v=6``, the link format. A
 user's own photo is never put in a link: its link carries the settings alone. Opening a link restores all of
 that and replays the run.
 
@@ -10,8 +10,10 @@ A link leaves out the settings equal to the defaults of the day it was made, so 
 links must still be read with the old one: a link without ``v`` was made while the default victim was LeNet
 and the default distance the squared L2 one; a ``v=2`` link left out what equalled the one default for every
 attack and victim (``AttackConfig()``); a ``v=3`` link what equalled ``config.default_for`` its attack and
-victim by the table of its day (``config.TUNED_V3``: DLG's distance is its own); a ``v=4`` link what equals
-``config.default_for`` (Inverting Gradients' steps and L-BFGS polish per victim, too).
+victim by the table of its day (``config.TUNED_V3``: DLG's distance is its own); a ``v=4`` link by the table of
+its day too (``config.TUNED_V4``: Inverting Gradients' L-BFGS polish per victim, as well), a ``v=5`` link too
+(``config.TUNED_V5``: iDLG's L-BFGS memory on LeNet, as well); a ``v=6`` link what equals ``config.default_for``
+(iDLG's new starts after a stall on the CNN, too).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from urllib.parse import urlencode, urlsplit
 import streamlit as st
 
 from dlg_core import attack_registry, limits
-from dlg_core.config import TUNED_V3, AttackConfig
+from dlg_core.config import TUNED_V3, TUNED_V4, TUNED_V5, AttackConfig
 from dlg_core.errors import BadInputError
 from dlg_core.images import SAMPLES, sample
 
@@ -33,9 +35,11 @@ KEY_READ = "link_read"
 KEY_ERROR = "link_error"
 KEY_NOTE = "link_note"
 FALLBACK_URL = "http://localhost:8501/"
-LINK_VERSION = "4"
+LINK_VERSION = "6"
 # The defaults that links without a version left out and that have changed since (dlg_core.config's history).
 FIRST_LINK_DEFAULTS = {"model": "lenet", "distance": "l2"}
+# The per-attack and per-victim defaults (config.TUNED) that older link formats left out, by format.
+TABLES = {"3": TUNED_V3, "4": TUNED_V4, "5": TUNED_V5}
 
 
 @dataclass(frozen=True)
@@ -60,10 +64,9 @@ def parse_link(params: Mapping[str, str]) -> SharedLink | None:
     version = params.pop("v", "1")
     if version == "1":
         params = FIRST_LINK_DEFAULTS | params
-    elif version not in ("2", "3", LINK_VERSION):
+    elif version not in ("2", *TABLES, LINK_VERSION):
         raise BadInputError(f"Unknown link version {short(version)}: this app reads versions 1 to {LINK_VERSION}.")
-    config = AttackConfig.from_query_params(params, tuned=version in ("3", LINK_VERSION),
-                                            table=TUNED_V3 if version == "3" else None)
+    config = AttackConfig.from_query_params(params, tuned=version in (*TABLES, LINK_VERSION), table=TABLES.get(version))
     if sample_name is not None and sample_name not in {s.name for s in SAMPLES}:
         raise BadInputError(f"Unknown sample {short(sample_name)}: choose one of {', '.join(s.name for s in SAMPLES)}.")
     label = None

@@ -34,7 +34,9 @@ NEW_DEFENCES = ("sign", "mixup:0.25", "mixup:0.5", "soteria:0.5", "soteria:0.9")
 _defences = Grid(attacks=("dlg",), models=("lenet",), classes=(100,), seeds=(0, 1, 2, 3, 4),
                  defenses=DLG_DEFENCES + NEW_DEFENCES, attackers=ATTACKERS,
                  steps=100, max_seconds=30, stop_at_psnr=metrics.SUCCESS_PSNR, distance="l2")
-_beyond = Grid(attacks=("dlg", "idlg", "ig", "analytic"), models=("lenet", "cnn", "wide_cnn", "mlp", "resnet"),
+# Issue 4's grid with the layer-by-layer attack added (issue 12): the other attacks' jobs are issue 4's.
+_beyond = Grid(attacks=("dlg", "idlg", "ig", "analytic", "layerwise"),
+               models=("lenet", "cnn", "wide_cnn", "mlp", "resnet"),
                sizes=(32,),
                seeds=(0, 1, 2), batches=(1, 4), fedavg_steps=(1, 4), steps=300, steps_by_attack=(("ig", 1000),),
                max_seconds=60, omit_impossible=True, photo_per_seed=True)
@@ -89,13 +91,19 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     ),
     Preset(
         "beyond",
-        "The other attacks and victims (issue 4): DLG, iDLG, Inverting Gradients and the closed-form attack, "
-        "against LeNet, the CNN, the app's wide CNN, the fully-connected net and the small ResNet at 32x32 px, one "
-        "photo or four at once, FedSGD or 4 local FedAvg steps, seeds 0-2, with two classes and the app's default "
-        "settings otherwise. Seed s attacks bundled photo s (a batch of four: photos s to s+3), not every photo: "
-        "the full cross would be six times as long. The closed-form attack runs only against the fully-connected "
-        "net (the one victim it applies to); the other combinations are left out. L-BFGS attacks get 300 steps, "
-        "Inverting Gradients 1000 (Adam); every run at most 60 s.",
+        "The other attacks and victims (issue 4): DLG, iDLG, Inverting Gradients, the closed-form attack and the "
+        "layer-by-layer attack (R-GAP), against LeNet, the CNN, the app's wide CNN, the fully-connected net and the "
+        "small ResNet at 32x32 px, one photo or four at once, FedSGD or 4 local FedAvg steps, seeds 0-2, with two "
+        "classes and the app's default settings otherwise (each attack's own per-victim defaults). Seed s attacks "
+        "photo s (a batch of four: photos s to s+3), not every photo: the full cross would be six times as long; "
+        "the project's figures come from the report photos (`--images` with the folder `python -m dlg_core photos "
+        "--set report` writes). The closed-form attack runs only against the fully-connected net, the "
+        "layer-by-layer attack only on FedSGD and not on the ResNet (the other combinations are left out); with "
+        "two classes a batch of four repeats its labels, which keeps the gradient-matching attacks far from the "
+        "photos, and the layer-by-layer attack reads a batch only where the fully-connected layer's gradient "
+        "spans its photos (the MLP's hidden layer; an output layer needs more classes than photos), so it skips "
+        "the convolutional victims' batches (`--classes 10` gives four distinct labels). L-BFGS attacks get "
+        "300 steps, Inverting Gradients 1000 (Adam); every run at most 60 s.",
         _beyond, replace(_beyond, images=SAMPLE_NAMES[:1], seeds=(0,), batches=(1,), fedavg_steps=(1,),
                          models=("lenet", "mlp"), steps=30, steps_by_attack=(("ig", 60),)),
         by=("attack", "model", "batch", "fedavg_steps"),

@@ -23,7 +23,8 @@ from .store import append_row, read_rows
 
 def run_job(job: Job, stop_event: threading.Event | None = None, images: torch.Tensor | None = None) -> dict[str, Any]:
     """Run one job; the row it gives. Never raises for a failed run: a crash is status "error" with its message,
-    an impossible combination status "skipped". ``images``: the job's photos, when the caller has them already."""
+    an impossible combination (refused by the config, or by the attack as it starts) status "skipped".
+    ``images``: the job's photos, when the caller has them already."""
     from ..run import AttackRun  # the attack stack imports in a moment; keep `import experiment` light
     from ..utility import utility
 
@@ -52,6 +53,8 @@ def run_job(job: Job, stop_event: threading.Event | None = None, images: torch.T
         report = run.victim.report
         cost = learning_cost(run.victim.model, run.images, job.labels, report.true_update, report.update)
         learning = utility(job.defenses)
+    except BadInputError as err:  # the attack refused the run's photos (e.g. a batch it cannot take): not a crash
+        return row | {"status": "skipped", "message": str(err)}
     except Exception as err:  # noqa: BLE001 - a crashed run must be a row, never a lost one
         return row | {"status": "error", "message": f"{type(err).__name__}: {err}"[:500],
                       "seconds": round(time.perf_counter() - started, 4)}
