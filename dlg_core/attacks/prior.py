@@ -13,12 +13,8 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
 
 
 def smoothed(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """The images blurred by a Gaussian of ``sigma`` pixels (5x5 kernel, edges reflected), channel by channel:
-    what is left of a picture once its pixel-to-pixel noise is removed."""
-    radius = torch.arange(-2, 3, dtype=images.dtype, device=images.device)
-    line = torch.exp(-radius**2 / (2 * sigma**2))
-    line = line / line.sum()
-    channels = images.shape[1]
-    kernel = (line[:, None] * line[None, :]).expand(channels, 1, 5, 5)
-    padded = torch.nn.functional.pad(images, (2, 2, 2, 2), mode="reflect")
-    return torch.nn.functional.conv2d(padded, kernel, groups=channels)
+    """The images Gaussian-blurred (5x5 kernel) and held to the [0, 1] box: a picture's fine-grained noise gone,
+    its shapes kept (a new start for a run stalled on noise the victim barely sees: run.py)."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    return gaussian_blur(images, kernel_size=5, sigma=sigma).clamp(0, 1)
