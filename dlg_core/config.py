@@ -33,6 +33,7 @@ LINE_SEARCHES = ("none", "strong_wolfe")
 LBFGS_IMPLEMENTATIONS = ("pytorch", "compact")
 PRECISIONS = ("float32", "float64")
 DEVICES = ("auto", "cpu", "cuda")
+STALL_STARTS = ("fresh", "smoothed")
 # (attack, model, changes) lines: the defaults that depend on the attack or the victim (TUNED below)
 Tuned = tuple[tuple[str | None, str | None, dict[str, Any]], ...]
 
@@ -157,6 +158,10 @@ class AttackConfig:
     fresh_starts: int = setting(
         3, "L-BFGS attacks: new starts after a stall short of a match, while the step and time budgets last "
         "(run.py).", low=0, high=16)
+    stall_start: str = setting(
+        "fresh", "L-BFGS attacks: where a new start after a stall begins. 'fresh': a random picture. 'smoothed': the "
+        "best picture so far, blurred (a stall's error there was pixel noise), while that keeps finding better; then "
+        "fresh (run.py; measured per victim: attack_registry.py).", choices=STALL_STARTS)
     # What the client does to its update before sharing (dlg_core/defences.py): comma-separated specs such as
     # "prune:0.5,fp16", applied in order; "" shares the true update. Stored in canonical form.
     defenses: str = setting(
@@ -360,6 +365,7 @@ TUNED_FIELDS = tuple(dict.fromkeys(name for _, _, changes in TUNED for name in c
 TUNED_V3: Tuned = (("dlg", None, {"distance": "l2"}),)
 TUNED_V4: Tuned = (("dlg", None, {"distance": "l2"}), ("ig", "lenet", {"polish_steps": 100}),
                    ("ig", "cnn", {"polish_steps": 100}))
+TUNED_V5: Tuned = (*TUNED_V4, ("idlg", "lenet", {"history_size": 600}))
 
 
 def tuned_values(attack: str, model: str, table: Tuned | None = None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import torch
 from dlg_core import cli, config, diagnosis
 from dlg_core import run as run_module
 from dlg_core.attacks import ATTACKS, Progress
+from dlg_core.attacks.prior import smoothed
 from dlg_core.client import compute_shared_update
 from dlg_core.config import DEFAULT, AttackConfig, default_for, follow_tuned
 from dlg_core.experiment import Job
@@ -173,6 +174,10 @@ def test_older_links_keep_their_own_defaults():
     assert parse_link({"v": "4", "attack": "ig", "model": "lenet"}).config == default_for("ig", "lenet")
     assert default_for("idlg", "lenet").history_size > DEFAULT.history_size
     assert parse_link({"v": LINK_VERSION, "attack": "idlg", "model": "lenet"}).config == default_for("idlg", "lenet")
+    # a v=5 link was made while iDLG's new starts on the CNN were all fresh ones
+    assert parse_link({"v": "5", "attack": "idlg", "model": "cnn"}).config.stall_start == "fresh"
+    assert parse_link({"v": "5", "attack": "idlg", "model": "lenet"}).config == default_for("idlg", "lenet")
+    assert parse_link({"v": LINK_VERSION, "attack": "idlg", "model": "cnn"}).config == default_for("idlg", "cnn")
     # a v=2 link left out what equalled the one default of its day: DLG then meant the cosine distance
     assert parse_link({"v": "2", "attack": "dlg"}).config == AttackConfig(attack="dlg")
     assert parse_link({"attack": "dlg"}).config.distance == "l2"  # v1: the squared distance was everyone's
@@ -277,3 +282,26 @@ def test_dlg_with_a_fixed_label_matches_the_image_alone(chelsea16):
     progress = list(ATTACKS["dlg"](knowledge, AttackSettings(steps=2, fixed_labels=(7,))))
     assert all(p.label_guess == (7,) and p.label_logits is None for p in progress)
     assert torch.equal(progress[-1].label_probs, torch.nn.functional.one_hot(torch.tensor([7]), 10).float())
+
+
+def test_the_cnn_restarts_a_stall_from_its_best_picture_smoothed_while_that_finds_better(monkeypatch, chelsea16):
+    legs = [STALL, [2e-3, 5e-4] + [5e-4] * 8, [2e-3, 1e-3] + [1e-3] * 8, MATCH]  # smoothed: better, then not
+    starts = []
+
+    def attack(knowledge, settings):
+        leg = legs[len(starts)]
+        starts.append(settings)
+        for step, value in enumerate(leg):
+            image = torch.full(knowledge.input_shape, 0.5) + 0.01 * len(starts) * (step % 2)
+            yield Progress(step=step, evals=step + 1, reconstruction=image, label_guess=(0,),
+                           label_probs=torch.tensor([[1.0, 0.0]]), gradient_distance=value)
+
+    monkeypatch.setitem(ATTACKS, "idlg", attack)
+    config = default_for("idlg", "cnn").replace(size=16, steps=200)
+    assert config.stall_start == "smoothed" and default_for("idlg", "wide_cnn").stall_start == "fresh"
+    result = run_module.run_to_end(config, chelsea16, [0])
+    assert [s.start_image is not None for s in starts] == [False, True, True, False]
+    best_of_first = torch.full((1, 3, 16, 16), 0.5) + 0.01  # the first leg's last (best) point
+    assert torch.allclose(starts[1].start_image, smoothed(best_of_first, run_module.SMOOTH_SIGMA))
+    assert result.message.count("restarted from the best picture so far, smoothed") == 2
+    assert result.message.count("restarted from a new start") == 1 and result.restarts == 3
