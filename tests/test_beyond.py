@@ -126,6 +126,35 @@ def test_inverting_gradients_polish_closes_the_gap_on_a_sigmoid_victim():
     assert image_metrics(polished[-1].reconstruction.clamp(0, 1), photo).psnr >= 40
 
 
+def test_inverting_gradients_polish_starts_again_from_its_best_point_blurred_after_a_stall(monkeypatch):
+    # A scripted L-BFGS: each leg improves for 3 steps, then stalls (5 steps without an evaluation). The second
+    # leg starts from the first's best point blurred and finds better; the third finds nothing better: the end.
+    import dlg_core.attacks.inverting as inverting
+    from dlg_core.attacks import Progress
+    from dlg_core.attacks.prior import smoothed
+
+    photo = load_sample("cat_chelsea", 16)
+    knowledge = knowledge_of(build_model("lenet", 16, 10, seed=0), photo, [3], 10)
+    starts, leg_best = [], [0.5, 0.4, 0.45]
+
+    def scripted(knowledge, settings, known_labels):
+        starts.append(settings.start_image.clone())
+        leg = len(starts) - 1
+        image = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(leg))
+        distances = [1.0, 0.9, 0.7, leg_best[leg]] + [leg_best[leg]] * 5
+        for step, distance in enumerate(distances[:settings.steps + 1]):
+            yield Progress(step, 1 + 3 * min(step, 3), image, known_labels, torch.zeros(1, 10), distance)
+
+    monkeypatch.setattr(inverting, "match_gradients", scripted)
+    polished = list(ATTACKS["ig"](knowledge, AttackSettings(steps=40, polish_steps=30, init="grey")))
+    assert len(starts) == 3
+    first_best = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(starts[1], smoothed(first_best, inverting.POLISH_SMOOTH_SIGMA))
+    assert [p.step for p in polished] == list(range(41))  # a frame per step, the last ones repeating the best
+    assert polished[-1].gradient_distance == 0.4
+    assert polished[-1].evals == 11 + 3 * 10  # Adam's 11 evaluations, then 10 per leg
+
+
 # --- labels of a batch ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
