@@ -363,8 +363,7 @@ TUNED: Tuned = tuple(
 TUNED_FIELDS = tuple(dict.fromkeys(name for _, _, changes in TUNED for name in changes))
 # The table as links of format 3 knew it (ui/link.py): they left out what equalled it, so they are read with it.
 TUNED_V3: Tuned = (("dlg", None, {"distance": "l2"}),)
-TUNED_V4: Tuned = (("dlg", None, {"distance": "l2"}), ("ig", "lenet", {"polish_steps": 100}),
-                   ("ig", "cnn", {"polish_steps": 100}))
+TUNED_V4: Tuned = (*TUNED_V3, ("ig", "lenet", {"polish_steps": 100}), ("ig", "cnn", {"polish_steps": 100}))
 TUNED_V5: Tuned = (*TUNED_V4, ("idlg", "lenet", {"history_size": 600}))
 
 
