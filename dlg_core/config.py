@@ -155,6 +155,10 @@ class AttackConfig:
     polish_steps: int = setting(
         0, "Inverting Gradients: the last of the steps as L-BFGS steps on the cosine distance alone, from Adam's "
         "best image (measured per victim: attack_registry.py).", low=0, high=limits.MAX_STEPS)
+    soft_relu: float = setting(
+        0.0, "Inverting Gradients against ReLU victims: the first half of each restart matches the gradients of a "
+        "copy whose ReLUs are softplus of this sharpness (beta), sharpened to the victim's ReLU by halfway; 0: off "
+        "(attacks/surrogate.py; measured per victim: attack_registry.py).", low=0, high=50)
     fresh_starts: int = setting(
         3, "L-BFGS attacks: new starts after a stall short of a match, while the step and time budgets last "
         "(run.py).", low=0, high=16)
@@ -365,6 +369,7 @@ TUNED_FIELDS = tuple(dict.fromkeys(name for _, _, changes in TUNED for name in c
 TUNED_V3: Tuned = (("dlg", None, {"distance": "l2"}),)
 TUNED_V4: Tuned = (*TUNED_V3, ("ig", "lenet", {"polish_steps": 100}), ("ig", "cnn", {"polish_steps": 100}))
 TUNED_V5: Tuned = (*TUNED_V4, ("idlg", "lenet", {"history_size": 600}))
+TUNED_V6: Tuned = (*TUNED_V5, ("idlg", "cnn", {"stall_start": "smoothed"}))
 
 
 def tuned_values(attack: str, model: str, table: Tuned | None = None) -> dict[str, Any]:

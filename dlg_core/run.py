@@ -404,7 +404,7 @@ class AttackRun:
             seed=attacker_seed(c.seed) + FRESH_SEED_STRIDE * fresh, max_iter=c.max_iter,
             history_size=c.history_size, line_search=None if c.line_search == "none" else c.line_search,
             lbfgs=c.lbfgs, adam_lr=lr * c.adam_lr / c.lr, tv_weight=c.tv_weight, restarts=c.restarts,
-            polish_steps=c.polish_steps,
+            polish_steps=c.polish_steps, soft_relu=c.soft_relu,
             adaptive=c.adaptive,
             dtype=torch.float64 if c.precision == "float64" else torch.float32,
             start_image=None if start is None else start.reconstruction,

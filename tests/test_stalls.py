@@ -136,7 +136,7 @@ def test_diagnosis_out_of_time_and_success(chelsea16):
 def test_dlg_defaults_to_the_squared_distance_and_the_rest_to_cosine():
     assert default_for("dlg", "wide_cnn").distance == "l2"
     assert default_for("idlg", "lenet").distance == DEFAULT.distance == "cosine"
-    assert default_for("ig", "resnet") == DEFAULT.replace(attack="ig", model="resnet")
+    assert default_for("ig", "wide_cnn") == DEFAULT.replace(attack="ig", model="wide_cnn")
     assert follow_tuned(DEFAULT, "dlg").distance == "l2"  # at its default: follows the attack
     assert follow_tuned(DEFAULT.replace(distance="nl2"), "dlg").distance == "nl2"  # chosen: kept
     assert follow_tuned(default_for("dlg", "lenet"), "idlg").distance == "cosine"

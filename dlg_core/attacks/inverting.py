@@ -15,14 +15,15 @@ Geiping et al. changed four things, all kept here:
   After each step the image is put back into its valid box, [0, 1] here (no dataset normalisation).
 - Several restarts from different random images, keeping the one whose gradient matches best.
 
-One addition of ours, ``polish_steps``: the last steps of the budget are L-BFGS steps on the cosine distance
-alone, from the best restart's image (``lbfgs_matching.py``, iDLG's engine). Adam on the sign ends near the
-photo but not on it (the TV prior pulls the optimum off the photo, and signed steps stop resolving detail once
+Two additions of ours. ``soft_relu``: against a ReLU victim, the first half of each restart matches the gradients
+of a copy whose ReLUs are softplus, sharpened step by step (``surrogate.py``): a smooth loss there, the victim's
+exact one from halfway on. And ``polish_steps``: the last steps of the budget are L-BFGS steps on the cosine
+distance alone, from the best restart's image (``lbfgs_matching.py``, iDLG's engine). Adam on the sign ends near
+the photo but not on it (the TV prior pulls the optimum off the photo, and signed steps stop resolving detail once
 the rate has decayed); where the victim is smooth (sigmoids), L-BFGS then closes the gap in a few hundred
 evaluations (measured: attack_registry.py's IG line, README). On the sigmoid CNN it often stalled short of the
-photo (21-26 dB, the line search failing); the error left there is mostly pixel noise, so after such a stall
-the polish starts again from its best point blurred (``prior.smoothed``),
-while that keeps finding a better point.
+photo (21-26 dB, the line search failing); the error left there is mostly pixel noise, so after such a stall the
+polish starts again from its best point blurred (``prior.smoothed``), while that keeps finding a better point.
 
 Labels come from the output layer's gradient (``labels.py``), so a batch is rebuilt jointly, one candidate
 image per inferred label. A FedAvg update is matched by replaying the client's local steps (section 6).
@@ -30,6 +31,7 @@ image per inferred label. A FedAvg update is matched by replaying the client's l
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections.abc import Generator, Iterator
@@ -43,6 +45,7 @@ from .distance import gradient_distance
 from .labels import infer_batch_labels
 from .lbfgs_matching import match_gradients
 from .prior import smoothed, total_variation
+from .surrogate import sharpness, smooth_relus
 
 LR_MILESTONES = (3 / 8, 5 / 8, 7 / 8)  # Geiping et al.'s schedule, as fractions of one restart's steps
 POLISH_STALL_STEPS = 5  # L-BFGS steps in a row with at most one evaluation each: the polish has stalled
@@ -121,7 +124,9 @@ class _Inversion:
         self.knowledge, self.settings = knowledge, settings
         dtype = settings.dtype
         self.device = knowledge.shared_update.gradients[0].device
-        self.model = knowledge.model.to(device=self.device, dtype=dtype)
+        model = copy.deepcopy(knowledge.model) if settings.soft_relu > 0 else knowledge.model  # the polish's: ReLU
+        self.model = model.to(device=self.device, dtype=dtype)
+        self.smooth = smooth_relus(self.model) if settings.soft_relu > 0 else []
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.target = [g.to(dtype) for g in knowledge.shared_update.gradients]
         self.generator = torch.Generator().manual_seed(settings.seed)
@@ -174,6 +179,8 @@ class _Inversion:
             if self.settings.lr_decay else []
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
         for i in range(restart_steps + 1):  # the last evaluation only scores the restart's final image
+            for unit in self.smooth:  # a smooth stand-in for the ReLUs first, the victim's own from halfway
+                unit.beta = sharpness(i / max(1, restart_steps), self.settings.soft_relu)
             distance = self.evaluate(image)
             if not math.isfinite(distance):
                 yield self.report(image, distance, restart)  # let the run loop see the NaN and react

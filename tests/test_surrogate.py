@@ -1,0 +1,85 @@
+"""Inverting Gradients' smooth stand-in for a ReLU victim (attacks/surrogate.py, the ``soft_relu`` setting): the
+schedule, the swap, that the attack uses it only in the first half of a restart and never touches the attacker's
+model, and that it is the ResNet's tuned default (CLI, links, run loop)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dlg_core import cli
+from dlg_core.attacks.base import AttackerKnowledge, AttackSettings
+from dlg_core.attacks.inverting import ig
+from dlg_core.attacks.surrogate import SHARP_AT, SHARPEST, SmoothReLU, sharpness, smooth_relus
+from dlg_core.client import SharedUpdate
+from dlg_core.config import DEFAULT, default_for
+from dlg_core.models import build_model
+from dlg_core.run import AttackRun
+from ui.link import link_params, parse_link
+
+
+def test_the_sharpness_grows_geometrically_then_gives_way_to_relu():
+    assert sharpness(0.0, 3.0) == 3.0
+    middle = sharpness(SHARP_AT / 2, 3.0)
+    assert 3.0 < middle < SHARPEST and abs(middle - (3.0 * SHARPEST) ** 0.5) < 1e-9  # geometric
+    assert sharpness(SHARP_AT, 3.0) is None and sharpness(1.0, 3.0) is None  # the victim's own ReLU
+    assert sharpness(0.0, 0.0) is None  # off
+
+
+def test_the_swap_replaces_every_relu_and_is_relu_until_given_a_sharpness():
+    model = build_model("resnet", 16, 2, seed=0)
+    relus = sum(isinstance(m, nn.ReLU) for m in model.modules())
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        before = model(x)
+        smooth = smooth_relus(model)
+        assert len(smooth) == relus > 0 and not any(isinstance(m, nn.ReLU) for m in model.modules())
+        assert torch.equal(model(x), before)
+        for unit in smooth:
+            unit.beta = 1.0
+        assert not torch.allclose(model(x), before, atol=1e-3)
+    unit = SmoothReLU()
+    unit.beta = 2.0
+    assert torch.allclose(unit(torch.tensor([0.0])), torch.log(torch.tensor([2.0])) / 2)  # softplus, not ReLU
+
+
+def _knowledge(size=16):
+    model = build_model("resnet", size, 2, seed=0)
+    photo = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+    loss = nn.functional.cross_entropy(model(photo), torch.tensor([1]))
+    grads = torch.autograd.grad(loss, [p for p in model.parameters() if p.requires_grad])
+    update = SharedUpdate(gradients=tuple(g.detach() for g in grads))
+    return AttackerKnowledge(model=model, shared_update=update, input_shape=(1, 3, size, size), num_classes=2)
+
+
+def test_inverting_gradients_matches_the_stand_in_first_and_the_victim_at_the_end():
+    knowledge = _knowledge()
+    relu_run = list(ig(knowledge, AttackSettings(steps=4, init="uniform")))
+    soft_run = list(ig(knowledge, AttackSettings(steps=4, init="uniform", soft_relu=3.0)))
+    # same start, another loss: the first distance is the stand-in's
+    assert torch.equal(relu_run[0].reconstruction, soft_run[0].reconstruction)
+    assert relu_run[0].gradient_distance != soft_run[0].gradient_distance
+    # the attacker's own model is left as sent: ReLUs (the polish and the run loop use it)
+    assert any(isinstance(m, nn.ReLU) for m in knowledge.model.modules())
+    assert not any(isinstance(m, SmoothReLU) for m in knowledge.model.modules())
+
+
+def test_it_is_the_resnets_default_for_inverting_gradients_only():
+    assert default_for("ig", "resnet").soft_relu > 0
+    assert default_for("ig", "cnn").soft_relu == default_for("idlg", "resnet").soft_relu == DEFAULT.soft_relu == 0
+    args = cli.build_parser().parse_args(["run", "--attack", "ig", "--model", "resnet", "--image", "x.png"])
+    assert cli.config_from_args(args).soft_relu == default_for("ig", "resnet").soft_relu
+    args = cli.build_parser().parse_args(["run", "--attack", "ig", "--model", "resnet", "--soft-relu", "0"])
+    assert cli.config_from_args(args).soft_relu == 0
+    config = default_for("ig", "resnet").replace(size=16, steps=2)
+    assert AttackRun(config, torch.rand(1, 3, 16, 16), [0])._settings(2, config.lr, None).soft_relu == config.soft_relu
+
+
+def test_links_keep_the_stand_in_of_their_day():
+    resnet = default_for("ig", "resnet")
+    assert "soft_relu" not in link_params(resnet, "cat_chelsea", 0)  # the default: left out
+    assert parse_link(link_params(resnet, "cat_chelsea", 0)).config == resnet
+    # a v=6 link was made while Inverting Gradients used the ResNet's ReLUs throughout
+    assert parse_link({"v": "6", "attack": "ig", "model": "resnet"}).config.soft_relu == 0
+    off = resnet.replace(soft_relu=0.0)
+    assert parse_link(link_params(off, "cat_chelsea", 0)).config == off
