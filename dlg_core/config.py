@@ -156,9 +156,9 @@ class AttackConfig:
         0, "Inverting Gradients: the last of the steps as L-BFGS steps on the cosine distance alone, from Adam's "
         "best image (measured per victim: attack_registry.py).", low=0, high=limits.MAX_STEPS)
     soft_relu: float = setting(
-        0.0, "Inverting Gradients against ReLU victims: the first half of each restart matches the gradients of a "
-        "copy whose ReLUs are softplus of this sharpness (beta), sharpened to the victim's ReLU by halfway; 0: off "
-        "(attacks/surrogate.py; measured per victim: attack_registry.py).", low=0, high=50)
+        0.0, "Inverting Gradients against ReLU victims: the first 3/4 of each restart match the gradients of a copy "
+        "whose ReLUs are softplus of this sharpness (beta), the rest the victim's own; 0: off (attacks/surrogate.py; "
+        "measured per victim: attack_registry.py).", low=0, high=1000)
     fresh_starts: int = setting(
         3, "L-BFGS attacks: new starts after a stall short of a match, while the step and time budgets last "
         "(run.py).", low=0, high=16)

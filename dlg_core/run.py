@@ -224,6 +224,8 @@ class _Tally:
     events: list[str] = field(default_factory=list)  # what the run did, for the message
 
     def keep_best(self, progress: Progress) -> None:
+        if progress.stand_in:
+            return
         if self.best is None or progress.gradient_distance <= self.best.gradient_distance:
             self.best = progress
 

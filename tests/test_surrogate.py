@@ -1,5 +1,5 @@
 """Inverting Gradients' smooth stand-in for a ReLU victim (attacks/surrogate.py, the ``soft_relu`` setting): the
-schedule, the swap, that the attack uses it only in the first half of a restart and never touches the attacker's
+schedule, the swap, that the attack uses it only in the first 3/4 of a restart and never touches the attacker's
 model, and that it is the ResNet's tuned default (CLI, links, run loop)."""
 
 from __future__ import annotations
@@ -10,19 +10,18 @@ from torch import nn
 from dlg_core import cli
 from dlg_core.attacks.base import AttackerKnowledge, AttackSettings
 from dlg_core.attacks.inverting import ig
-from dlg_core.attacks.surrogate import SHARP_AT, SHARPEST, SmoothReLU, sharpness, smooth_relus
+from dlg_core.attacks.surrogate import SHARP_AT, SmoothReLU, sharpness, smooth_relus
 from dlg_core.client import SharedUpdate
-from dlg_core.config import DEFAULT, default_for
+from dlg_core.config import DEFAULT, default_for, follow_tuned
+from dlg_core.experiment import Job
 from dlg_core.models import build_model
-from dlg_core.run import AttackRun
+from dlg_core.run import AttackRun, _Tally
 from ui.link import link_params, parse_link
 
 
-def test_the_sharpness_grows_geometrically_then_gives_way_to_relu():
-    assert sharpness(0.0, 3.0) == 3.0
-    middle = sharpness(SHARP_AT / 2, 3.0)
-    assert 3.0 < middle < SHARPEST and abs(middle - (3.0 * SHARPEST) ** 0.5) < 1e-9  # geometric
-    assert sharpness(SHARP_AT, 3.0) is None and sharpness(1.0, 3.0) is None  # the victim's own ReLU
+def test_the_stand_in_is_used_until_sharp_at_then_the_victims_relu():
+    assert sharpness(0.0, 50.0) == sharpness(SHARP_AT - 0.01, 50.0) == 50.0
+    assert sharpness(SHARP_AT, 50.0) is None and sharpness(1.0, 50.0) is None  # the victim's own ReLU
     assert sharpness(0.0, 0.0) is None  # off
 
 
@@ -55,10 +54,19 @@ def _knowledge(size=16):
 def test_inverting_gradients_matches_the_stand_in_first_and_the_victim_at_the_end():
     knowledge = _knowledge()
     relu_run = list(ig(knowledge, AttackSettings(steps=4, init="uniform")))
-    soft_run = list(ig(knowledge, AttackSettings(steps=4, init="uniform", soft_relu=3.0)))
+    soft_run = list(ig(knowledge, AttackSettings(steps=4, init="uniform", soft_relu=50.0)))
     # same start, another loss: the first distance is the stand-in's
     assert torch.equal(relu_run[0].reconstruction, soft_run[0].reconstruction)
     assert relu_run[0].gradient_distance != soft_run[0].gradient_distance
+    # the stand-in's distances are flagged (the run loop never keeps them as its best point); the last is the victim's
+    assert [p.stand_in for p in soft_run] == [True, True, True, False, False]
+    assert not any(p.stand_in for p in relu_run)
+    tally = _Tally(started=0.0, lr=1.0)
+    for progress in soft_run[:2]:
+        tally.keep_best(progress)
+    assert tally.best is None
+    tally.keep_best(soft_run[-1])
+    assert tally.best is soft_run[-1]
     # the attacker's own model is left as sent: ReLUs (the polish and the run loop use it)
     assert any(isinstance(m, nn.ReLU) for m in knowledge.model.modules())
     assert not any(isinstance(m, SmoothReLU) for m in knowledge.model.modules())
@@ -71,6 +79,8 @@ def test_it_is_the_resnets_default_for_inverting_gradients_only():
     assert cli.config_from_args(args).soft_relu == default_for("ig", "resnet").soft_relu
     args = cli.build_parser().parse_args(["run", "--attack", "ig", "--model", "resnet", "--soft-relu", "0"])
     assert cli.config_from_args(args).soft_relu == 0
+    assert Job(images=("cat_chelsea",), labels=(0,), attack="ig", model="resnet").config().soft_relu > 0
+    assert follow_tuned(default_for("ig", "lenet"), "ig", "resnet").soft_relu > 0  # the app's settings follow it
     config = default_for("ig", "resnet").replace(size=16, steps=2)
     assert AttackRun(config, torch.rand(1, 3, 16, 16), [0])._settings(2, config.lr, None).soft_relu == config.soft_relu
 

@@ -115,7 +115,8 @@ def current_config(**overrides) -> AttackConfig:
     values = {name: st.session_state[key] for name, key in FIELD_KEYS.items()}
     values["size"] = int(values["size"])
     values["threads"] = min(int(values.get("threads", limits.THREADS_PER_RUN)), limits.THREADS_PER_RUN)
-    # the settings without a widget (Inverting Gradients' TV weight, polish steps) follow the attack and victim too
+    # the settings without a widget (Inverting Gradients' TV weight, polish steps, ReLU stand-in) follow the attack and
+    # victim too
     values |= overrides  # an attack given here (the Compare page's default) is the one whose defaults apply
     base = cfg.follow_tuned(st.session_state[KEY_BASE], values["attack"], values["model"])
     return base.replace(**values)

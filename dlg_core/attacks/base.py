@@ -85,6 +85,9 @@ class Progress:
     stage: str | None = None  # the layer a layer-by-layer attack has just recovered (attacks/layerwise.py)
     features: torch.Tensor | None = None  # that layer's recovered input, CPU: C x H x W, or a flat vector
     trail: tuple[TrailPoint, ...] = ()  # with AttackSettings.trail: the improving points before this one
+    # Its gradient_distance is a smooth stand-in's for the victim (attacks/surrogate.py), not comparable with the
+    # victim's own: shown, never kept as the run's best point
+    stand_in: bool = False
 
 
 def candidate_gradients(model: nn.Module, params: list[torch.Tensor], images: torch.Tensor,

@@ -15,15 +15,16 @@ Geiping et al. changed four things, all kept here:
   After each step the image is put back into its valid box, [0, 1] here (no dataset normalisation).
 - Several restarts from different random images, keeping the one whose gradient matches best.
 
-Two additions of ours. ``soft_relu``: against a ReLU victim, the first half of each restart matches the gradients
-of a copy whose ReLUs are softplus, sharpened step by step (``surrogate.py``): a smooth loss there, the victim's
-exact one from halfway on. And ``polish_steps``: the last steps of the budget are L-BFGS steps on the cosine
-distance alone, from the best restart's image (``lbfgs_matching.py``, iDLG's engine). Adam on the sign ends near
-the photo but not on it (the TV prior pulls the optimum off the photo, and signed steps stop resolving detail once
-the rate has decayed); where the victim is smooth (sigmoids), L-BFGS then closes the gap in a few hundred
-evaluations (measured: attack_registry.py's IG line, README). On the sigmoid CNN it often stalled short of the
-photo (21-26 dB, the line search failing); the error left there is mostly pixel noise, so after such a stall the
-polish starts again from its best point blurred (``prior.smoothed``), while that keeps finding a better point.
+Two additions of ours. ``soft_relu``: against a ReLU victim, the first 3/4 of each restart match the gradients of a
+copy whose ReLUs are softplus (``surrogate.py``), whose second derivative, unlike ReLU's, tells the loss how units
+near their switch depend on the image; the rest match the victim's own. And ``polish_steps``: the last steps of the
+budget are L-BFGS steps on the cosine distance alone, from the best restart's image (``lbfgs_matching.py``, iDLG's
+engine). Adam on the sign ends near the photo but not on it (the TV prior pulls the optimum off the photo, and
+signed steps stop resolving detail once the rate has decayed); where the victim is smooth (sigmoids), L-BFGS then
+closes the gap in a few hundred evaluations (measured: attack_registry.py's IG line, README). On the sigmoid CNN it
+often stalled short of the photo (21-26 dB, the line search failing); the error left there is mostly pixel noise,
+so after such a stall the polish starts again from its best point blurred (``prior.smoothed``), while that keeps
+finding a better point.
 
 Labels come from the output layer's gradient (``labels.py``), so a batch is rebuilt jointly, one candidate
 image per inferred label. A FedAvg update is matched by replaying the client's local steps (section 6).
@@ -152,13 +153,15 @@ class _Inversion:
         return float(distance.detach())
 
     def report(self, image: torch.Tensor, distance: float, restart: int) -> Progress:
-        if distance < self.best_distance or self.best_image is None:
+        stand_in = any(unit.beta is not None for unit in self.smooth)  # the distance is the stand-in's
+        if self.best_image is None or (distance < self.best_distance and not stand_in):
             shown, shown_distance, shown_restart = image.detach().to("cpu", torch.float32, copy=True), distance, restart
         else:
             shown, shown_distance, shown_restart = self.best_image, self.best_distance, self.best_restart
+            stand_in = False
         return Progress(step=self.step, evals=self.evals, reconstruction=shown, label_guess=self.label_guess,
                         label_probs=self.label_probs.to("cpu", torch.float32, copy=True),
-                        gradient_distance=shown_distance, restart=shown_restart)
+                        gradient_distance=shown_distance, restart=shown_restart, stand_in=stand_in)
 
     def start(self, restart: int) -> torch.Tensor:
         settings = self.settings
@@ -179,7 +182,7 @@ class _Inversion:
             if self.settings.lr_decay else []
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
         for i in range(restart_steps + 1):  # the last evaluation only scores the restart's final image
-            for unit in self.smooth:  # a smooth stand-in for the ReLUs first, the victim's own from halfway
+            for unit in self.smooth:  # a smooth stand-in for the ReLUs first, the victim's own at the end
                 unit.beta = sharpness(i / max(1, restart_steps), self.settings.soft_relu)
             distance = self.evaluate(image)
             if not math.isfinite(distance):
