@@ -34,6 +34,7 @@ LBFGS_IMPLEMENTATIONS = ("pytorch", "compact")
 PRECISIONS = ("float32", "float64")
 DEVICES = ("auto", "cpu", "cuda")
 STALL_STARTS = ("fresh", "smoothed")
+PRECONDITIONERS = ("none", "spectral")
 # (attack, model, changes) lines: the defaults that depend on the attack or the victim (TUNED below)
 Tuned = tuple[tuple[str | None, str | None, dict[str, Any]], ...]
 
@@ -113,6 +114,10 @@ class AttackConfig:
     history_size: int = setting(
         300, "How many past steps L-BFGS remembers to model the curvature.", low=1, high=1000, group="advanced",
         label="L-BFGS memory", step=10)
+    precondition: str = setting(
+        "none", "L-BFGS attacks: 'spectral' searches over the picture's frequencies with fine detail scaled down "
+        "(attacks/spectral.py), so broad areas of colour move as readily as fine ones: the same pictures in other "
+        "units (measured per victim: attack_registry.py).", choices=PRECONDITIONERS)
     # L-BFGS iterations per step (PyTorch's default is 20). A step is one animation frame; with the compact
     # L-BFGS's memory carried across steps, 5 per step needs no more evaluations than 20 (measured) and
     # gives the live view 4x as many frames.
@@ -370,6 +375,7 @@ TUNED_V3: Tuned = (("dlg", None, {"distance": "l2"}),)
 TUNED_V4: Tuned = (*TUNED_V3, ("ig", "lenet", {"polish_steps": 100}), ("ig", "cnn", {"polish_steps": 100}))
 TUNED_V5: Tuned = (*TUNED_V4, ("idlg", "lenet", {"history_size": 600}))
 TUNED_V6: Tuned = (*TUNED_V5, ("idlg", "cnn", {"stall_start": "smoothed"}))
+TUNED_V7: Tuned = (*TUNED_V6, ("idlg", "lenet", {"precondition": "spectral"}))
 
 
 def tuned_values(attack: str, model: str, table: Tuned | None = None) -> dict[str, Any]:

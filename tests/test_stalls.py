@@ -176,8 +176,12 @@ def test_older_links_keep_their_own_defaults():
     assert parse_link({"v": LINK_VERSION, "attack": "idlg", "model": "lenet"}).config == default_for("idlg", "lenet")
     # a v=5 link was made while iDLG's new starts on the CNN were all fresh ones
     assert parse_link({"v": "5", "attack": "idlg", "model": "cnn"}).config.stall_start == "fresh"
-    assert parse_link({"v": "5", "attack": "idlg", "model": "lenet"}).config == default_for("idlg", "lenet")
+    assert parse_link({"v": "5", "attack": "idlg", "model": "lenet"}).config.history_size == 600
     assert parse_link({"v": LINK_VERSION, "attack": "idlg", "model": "cnn"}).config == default_for("idlg", "cnn")
+    # a v=6 link was made while iDLG on LeNet held the pixels themselves
+    assert parse_link({"v": "6", "attack": "idlg", "model": "lenet"}).config.precondition == "none"
+    assert parse_link({"v": "6", "attack": "idlg", "model": "cnn"}).config == default_for("idlg", "cnn")
+    assert default_for("idlg", "lenet").precondition == "spectral"
     # a v=2 link left out what equalled the one default of its day: DLG then meant the cosine distance
     assert parse_link({"v": "2", "attack": "dlg"}).config == AttackConfig(attack="dlg")
     assert parse_link({"attack": "dlg"}).config.distance == "l2"  # v1: the squared distance was everyone's

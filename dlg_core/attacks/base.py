@@ -44,6 +44,7 @@ class AttackSettings:
     history_size: int = 100
     line_search: str | None = None  # None (textbook) or "strong_wolfe"
     lbfgs: str = "pytorch"  # "pytorch" (torch.optim.LBFGS, the papers') or "compact" (ours: long history, cheap)
+    precondition: str = "none"  # "spectral": L-BFGS holds the picture's frequencies, fine ones scaled down
     dtype: torch.dtype = torch.float32
     start_image: torch.Tensor | None = None  # restart from here instead of `init` (after a divergence)
     start_label_logits: torch.Tensor | None = None

@@ -22,6 +22,7 @@ from .base import (
 from .distance import gradient_distance
 from .lbfgs import CompactLBFGS
 from .prior import total_variation
+from .spectral import SpectralCoordinates
 
 
 def match_gradients(knowledge: AttackerKnowledge, settings: AttackSettings,
@@ -53,8 +54,14 @@ class _Matcher:
         start = settings.start_image
         if start is None:
             start = initial_image(knowledge.input_shape, settings.init, generator, dtype)
-        self.image = start.detach().to(device=device, dtype=dtype).clone().requires_grad_(True)
-        self.variables = [self.image]
+        start = start.detach().to(device=device, dtype=dtype)
+        # What L-BFGS holds: the pixels, or the picture's spectral coordinates (spectral.py)
+        self.spectral = None
+        if settings.precondition == "spectral":
+            self.spectral = SpectralCoordinates(*start.shape[-2:], dtype=dtype, device=device)
+            start = self.spectral.coords(start)
+        self.held = start.clone().requires_grad_(True)
+        self.variables = [self.held]
         self.label_logits: torch.Tensor | None = None
         if known_labels is None:
             start_logits = settings.start_label_logits
@@ -76,23 +83,32 @@ class _Matcher:
     def label_probs(self) -> torch.Tensor:
         return self.label_logits.softmax(dim=-1) if self.known_labels is None else self.fixed
 
+    def picture(self) -> torch.Tensor:
+        """The candidate photo (differentiable in what L-BFGS holds)."""
+        return self.held if self.spectral is None else self.spectral.picture(self.held)
+
+    @torch.no_grad()
+    def _picture_now(self) -> torch.Tensor:
+        return self.picture().detach()
+
     def closure(self) -> torch.Tensor:
         self.evals += 1
         for v in self.variables:
             v.grad = None
         update = self.knowledge.shared_update
-        candidate = candidate_gradients(self.model, self.params, self.image, self.label_probs(),
+        image = self.picture()
+        candidate = candidate_gradients(self.model, self.params, image, self.label_probs(),
                                         update.local_steps, update.local_lr)
         distance = gradient_distance(*view(self.adapt, candidate, self.target), self.settings.distance)
         if self.adapt is not None and self.adapt.prior_weight:
             # a known noise scale: prefer a photo among near matches
-            distance = distance + self.adapt.prior_weight * total_variation(self.image)
+            distance = distance + self.adapt.prior_weight * total_variation(image)
         distance.backward()
         self.last_distance = float(distance.detach())
         if self.settings.trail and self.last_distance < self.trail_best:
             # a copy on the device (a few KB): moved to the CPU once per step, in report()
             self.trail_best = self.last_distance
-            self.trail.append((self.evals, self.image.detach().clone(), self.last_distance))
+            self.trail.append((self.evals, image.detach().clone(), self.last_distance))
         return distance
 
     def report(self, step: int) -> Progress:
@@ -105,7 +121,7 @@ class _Matcher:
         return Progress(
             step=step,
             evals=self.evals,
-            reconstruction=self.image.detach().to("cpu", torch.float32, copy=True),
+            reconstruction=self._picture_now().to("cpu", torch.float32, copy=True),
             label_guess=tuple(int(i) for i in probs.argmax(dim=-1)),
             label_probs=probs.to("cpu", torch.float32, copy=True),
             # at the current point when the optimiser knows it, else at the last point evaluated
