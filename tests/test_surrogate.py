@@ -40,6 +40,15 @@ def test_the_swap_replaces_every_relu_and_is_relu_until_given_a_sharpness():
     unit = SmoothReLU()
     unit.beta = 2.0
     assert torch.allclose(unit(torch.tensor([0.0])), torch.log(torch.tensor([2.0])) / 2)  # softplus, not ReLU
+    # what it is for: a second derivative near the switch, which ReLU lacks (zero wherever it is defined)
+    x = torch.tensor([0.01], requires_grad=True)
+    (first,) = torch.autograd.grad(unit(x).sum(), x, create_graph=True)
+    assert torch.autograd.grad(first.sum(), x)[0] > 0.1
+    # far below the switch: held at a tiny value (no subnormal arithmetic), no gradient
+    far = torch.tensor([-50.0], requires_grad=True)
+    unit.beta = 50.0
+    value = unit(far)
+    assert 0 < float(value) < 1e-15 and torch.autograd.grad(value.sum(), far)[0] == 0
 
 
 def _knowledge(size=16):
