@@ -74,6 +74,18 @@ def test_keys_are_unique_and_change_with_any_setting():
     assert experiment.store._KEY_END.search(job.key)
 
 
+def test_a_setting_added_later_keeps_the_older_rows_keys_at_its_old_value():
+    # made before `precondition` existed (main at 148a772): a results file from then still resumes...
+    job = Job(images=("cat_chelsea",), labels=(0,), attack="idlg", model="wide_cnn", size=32, steps=50)
+    assert job.config().precondition == "none"
+    assert job.key == "cat_chelsea|idlg|wide_cnn|32px|c2|s0|none|b1|k1#344342464127"
+    # ...but where the new setting changed the run (LeNet's spectral coordinates), the row is a new one
+    lenet = Job(**(vars(job) | {"model": "lenet"}))
+    assert lenet.config().precondition == "spectral"
+    assert lenet.key != "cat_chelsea|idlg|lenet|32px|c2|s0|none|b1|k1#9fa34f70f200"
+    # (the key above also holds for `soft_relu`, Inverting Gradients' ReLU stand-in, added later and off here)
+
+
 def test_a_row_holds_the_run_json_scalars_and_the_learning_cost():
     from dlg_core.config import AttackConfig
     from dlg_core.run import run_to_end

@@ -180,7 +180,10 @@ def test_older_links_keep_their_own_defaults():
     assert parse_link({"v": LINK_VERSION, "attack": "idlg", "model": "cnn"}).config == default_for("idlg", "cnn")
     # a v=6 link was made while iDLG on LeNet held the pixels themselves
     assert parse_link({"v": "6", "attack": "idlg", "model": "lenet"}).config.precondition == "none"
-    assert parse_link({"v": "6", "attack": "idlg", "model": "cnn"}).config == default_for("idlg", "cnn")
+    assert parse_link({"v": "6", "attack": "idlg", "model": "cnn"}).config.precondition == "none"
+    assert parse_link({"v": "6", "attack": "idlg", "model": "cnn"}).config.stall_start == "smoothed"
+    assert default_for("idlg", "cnn").precondition == "spectral"
+    assert default_for("idlg", "wide_cnn").precondition == "none"
     assert default_for("idlg", "lenet").precondition == "spectral"
     # a v=2 link left out what equalled the one default of its day: DLG then meant the cosine distance
     assert parse_link({"v": "2", "attack": "dlg"}).config == AttackConfig(attack="dlg")

@@ -14,8 +14,8 @@ victim by the table of its day (``config.TUNED_V3``: DLG's distance is its own);
 its day too (``config.TUNED_V4``: Inverting Gradients' L-BFGS polish per victim, as well), a ``v=5`` link too
 (``config.TUNED_V5``: iDLG's L-BFGS memory on LeNet, as well), a ``v=6`` link too (``config.TUNED_V6``: iDLG's
 new starts after a stall on the CNN, as well), a ``v=7`` link too (``config.TUNED_V7``: iDLG's spectral coordinates on
-LeNet, as well); a ``v=8`` link what equals ``config.default_for`` (Inverting Gradients' smooth stand-in for the
-ResNet's ReLUs, too).
+LeNet and the CNN, as well); a ``v=8`` link what equals ``config.default_for`` (Inverting Gradients' smooth
+stand-in for the ResNet's ReLUs, too).
 """
 
 from __future__ import annotations

@@ -18,6 +18,10 @@ from ..errors import BadInputError
 from .photos import SAMPLE_NAMES, GridPhoto, resolve_images
 
 ATTACKERS = ("naive", "adaptive")  # the adaptive attacker knows the prescribed defence (attacks/adaptive.py)
+# Settings added after results files existed, with the value every run had before: left out of a row's key at that
+# value, so that the rows made before keep their keys and a re-run resumes them (``stall_start`` came without this,
+# and the rows made since carry it, so it stays in).
+KEYLESS_WHEN = {"adaptive": False, "precondition": "none", "soft_relu": 0.0}
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,9 @@ class Job:
         run's whole config (so a changed setting, or a changed default, is a new row)."""
         try:
             setting: dict[str, Any] = self.config().to_dict()
-            if not setting["adaptive"]:
-                del setting["adaptive"]  # the naive attacker's keys stay those of the rows made before it existed
+            for name, before in KEYLESS_WHEN.items():
+                if setting[name] == before:
+                    del setting[name]
         except BadInputError:  # an impossible combination: its own fields say what it was
             setting = {f.name: getattr(self, f.name) for f in fields(self)}
         text = json.dumps({"images": self.images, "labels": self.labels, "stop_at_psnr": self.stop_at_psnr,
