@@ -56,7 +56,7 @@ class AttackSettings:
     tv_weight: float = 1e-2  # weight of the total-variation prior against the cosine distance (0 to 2)
     restarts: int = 1  # independent starts; `steps` is shared among them and the best is kept
     polish_steps: int = 0  # the last steps of `steps` as L-BFGS on the cosine distance alone (inverting.py)
-    soft_relu: float = 0.0  # > 0: the ReLUs' smooth stand-in's first sharpness, sharpened to ReLU (surrogate.py)
+    soft_relu: float = 0.0  # > 0: softplus sharpness of a stand-in for the ReLUs, most of a restart (surrogate.py)
     lr_decay: bool = True  # step-wise: the learning rate is divided by 10 at 3/8, 5/8 and 7/8 of a restart
     adaptive: bool = False  # adapt to the known defence (attacks/adaptive.py) instead of ignoring it
     # Keep a copy of each point inside a step that improved on the step's best distance so far (an L-BFGS
