@@ -375,8 +375,6 @@ TUNED_V3: Tuned = (("dlg", None, {"distance": "l2"}),)
 TUNED_V4: Tuned = (*TUNED_V3, ("ig", "lenet", {"polish_steps": 100}), ("ig", "cnn", {"polish_steps": 100}))
 TUNED_V5: Tuned = (*TUNED_V4, ("idlg", "lenet", {"history_size": 600}))
 TUNED_V6: Tuned = (*TUNED_V5, ("idlg", "cnn", {"stall_start": "smoothed"}))
-TUNED_V7: Tuned = (*TUNED_V6, ("idlg", "lenet", {"precondition": "spectral"}),
-                   ("idlg", "cnn", {"precondition": "spectral"}))
 
 
 def tuned_values(attack: str, model: str, table: Tuned | None = None) -> dict[str, Any]:

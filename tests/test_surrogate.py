@@ -98,8 +98,8 @@ def test_links_keep_the_stand_in_of_their_day():
     resnet = default_for("ig", "resnet")
     assert "soft_relu" not in link_params(resnet, "cat_chelsea", 0)  # the default: left out
     assert parse_link(link_params(resnet, "cat_chelsea", 0)).config == resnet
-    # a v=7 link was made while Inverting Gradients used the ResNet's ReLUs throughout
-    assert parse_link({"v": "7", "attack": "ig", "model": "resnet"}).config.soft_relu == 0
-    assert parse_link({"v": "7", "attack": "idlg", "model": "cnn"}).config == default_for("idlg", "cnn")
+    # a v=6 link was made while Inverting Gradients used the ResNet's ReLUs throughout
+    assert parse_link({"v": "6", "attack": "ig", "model": "resnet"}).config.soft_relu == 0
+    assert parse_link({"v": "6", "attack": "ig", "model": "lenet"}).config == default_for("ig", "lenet")
     off = resnet.replace(soft_relu=0.0)
     assert parse_link(link_params(off, "cat_chelsea", 0)).config == off

@@ -2,7 +2,7 @@
 
 A link carries ``sample=<name>``, ``label=<n>`` when the true label is not the sample's own animal, and the
 settings that differ from the defaults (``AttackConfig.to_query_params``), ``batch=<n>`` for the malicious
-server's batch (the imprint attack), and ``v=8``, the link format. A
+server's batch (the imprint attack), and ``v=7``, the link format. A
 user's own photo is never put in a link: its link carries the settings alone. Opening a link restores all of
 that and replays the run.
 
@@ -13,9 +13,8 @@ attack and victim (``AttackConfig()``); a ``v=3`` link what equalled ``config.de
 victim by the table of its day (``config.TUNED_V3``: DLG's distance is its own); a ``v=4`` link by the table of
 its day too (``config.TUNED_V4``: Inverting Gradients' L-BFGS polish per victim, as well), a ``v=5`` link too
 (``config.TUNED_V5``: iDLG's L-BFGS memory on LeNet, as well), a ``v=6`` link too (``config.TUNED_V6``: iDLG's
-new starts after a stall on the CNN, as well), a ``v=7`` link too (``config.TUNED_V7``: iDLG's spectral coordinates on
-LeNet and the CNN, as well); a ``v=8`` link what equals ``config.default_for`` (Inverting Gradients' smooth
-stand-in for the ResNet's ReLUs, too).
+new starts after a stall on the CNN, as well); a ``v=7`` link what equals ``config.default_for`` (iDLG's spectral
+coordinates on LeNet and the CNN, and Inverting Gradients' smooth stand-in for the ResNet's ReLUs, too).
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from urllib.parse import urlencode, urlsplit
 import streamlit as st
 
 from dlg_core import attack_registry, limits
-from dlg_core.config import TUNED_V3, TUNED_V4, TUNED_V5, TUNED_V6, TUNED_V7, AttackConfig
+from dlg_core.config import TUNED_V3, TUNED_V4, TUNED_V5, TUNED_V6, AttackConfig
 from dlg_core.errors import BadInputError
 from dlg_core.images import SAMPLES, sample
 
@@ -37,11 +36,11 @@ KEY_READ = "link_read"
 KEY_ERROR = "link_error"
 KEY_NOTE = "link_note"
 FALLBACK_URL = "http://localhost:8501/"
-LINK_VERSION = "8"
+LINK_VERSION = "7"
 # The defaults that links without a version left out and that have changed since (dlg_core.config's history).
 FIRST_LINK_DEFAULTS = {"model": "lenet", "distance": "l2"}
 # The per-attack and per-victim defaults (config.TUNED) that older link formats left out, by format.
-TABLES = {"3": TUNED_V3, "4": TUNED_V4, "5": TUNED_V5, "6": TUNED_V6, "7": TUNED_V7}
+TABLES = {"3": TUNED_V3, "4": TUNED_V4, "5": TUNED_V5, "6": TUNED_V6}
 
 
 @dataclass(frozen=True)
